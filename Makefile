@@ -1,0 +1,45 @@
+# The two commands of the README: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+BACKENDS := tensorflow jax torch
+# The demo's backend; any of $(BACKENDS).
+BACKEND ?= jax
+PIP_INSTALL := $(BIN)/pip install --quiet -c constraints-test.txt
+
+.PHONY: demo test lint format clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# One stamp per set of extras, so each target installs only what it needs.
+$(VENV)/.installed-demo-%: pyproject.toml constraints-test.txt | $(BIN)/python
+	$(PIP_INSTALL) -e ".[$*]"
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml constraints-test.txt | $(BIN)/python
+	$(PIP_INSTALL) -e ".[dev,tensorflow,jax,torch]"
+	touch $@
+
+# Runs the whole suite once per backend, each in its own process, and fails
+# if any backend fails (after running them all).
+test: $(VENV)/.installed-test
+	@failed=""; \
+	for backend in $(BACKENDS); do \
+		echo "=== KERAS_BACKEND=$$backend ==="; \
+		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q $(PYTEST_ARGS) \
+			|| failed="$$failed $$backend"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "FAILED on:$$failed"; exit 1; fi; \
+	echo "All backends passed: $(BACKENDS)"
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed-test
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) build *.egg-info

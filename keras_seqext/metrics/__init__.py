@@ -1,0 +1,3 @@
+"""Sequence metrics."""
+
+from keras_seqext.metrics.sequence_accuracy import SequenceAccuracy

@@ -1,0 +1,148 @@
+"""The base of every layer test: checks a Keras user relies on, on the public
+API only."""
+
+import json
+import os
+
+import keras
+import numpy as np
+from keras import ops
+
+MIXED_PRECISION_POLICY = "mixed_float16"
+
+
+class TestCase:
+    """Helpers shared by the layer tests (pytest collects the subclasses)."""
+
+    def assertAllClose(self, actual, expected, atol=1e-6, rtol=1e-6):
+        np.testing.assert_allclose(
+            _to_numpy(actual), _to_numpy(expected), atol=atol, rtol=rtol
+        )
+
+    def assertNotAllClose(self, actual, expected, atol=1e-6):
+        difference = np.max(np.abs(_to_numpy(actual) - _to_numpy(expected)))
+        assert difference > atol, f"expected a change, max diff {difference}"
+
+    def run_config_test(self, layer):
+        """`from_config(get_config())` makes a layer with the same config."""
+        config = layer.get_config()
+        revived = type(layer).from_config(config)
+        assert revived.get_config() == config
+        return revived
+
+    def run_serialization_test(self, layer):
+        """A JSON round trip of `serialize_keras_object`, without
+        `custom_objects`, revives the same class with the same config and
+        attributes."""
+        serialized = keras.saving.serialize_keras_object(layer)
+        revived = keras.saving.deserialize_keras_object(
+            json.loads(json.dumps(serialized))
+        )
+        assert type(revived) is type(layer)
+        assert revived.get_config() == layer.get_config()
+        assert set(dir(revived)) >= set(dir(layer)) - {"_build_shapes_dict"}
+        return revived
+
+    def run_model_saving_test(self, model, inputs, directory, atol=1e-6):
+        """`.keras` save and `load_model` (default `safe_mode`) give a model
+        of the same layer classes that predicts the same."""
+        path = os.path.join(directory, "model.keras")
+        expected = model.predict(inputs, verbose=0)
+        model.save(path)
+        loaded = keras.saving.load_model(path)
+        assert [type(layer) for layer in loaded.layers] == [
+            type(layer) for layer in model.layers
+        ]
+        for actual, wanted in zip(
+            keras.tree.flatten(loaded.predict(inputs, verbose=0)),
+            keras.tree.flatten(expected),
+        ):
+            self.assertAllClose(actual, wanted, atol=atol)
+        return loaded
+
+    def run_output_shape_test(self, layer, inputs, **call_kwargs):
+        """`compute_output_shape`, the symbolic call and the eager call agree
+        on every output's shape."""
+        outputs = layer(inputs, **call_kwargs)
+        actual = [tuple(t.shape) for t in keras.tree.flatten(outputs)]
+        expected = _flatten_shapes(
+            layer.compute_output_shape(tuple(inputs.shape))
+        )
+        assert actual == expected
+        symbolic = layer(keras.KerasTensor(inputs.shape), **call_kwargs)
+        assert [tuple(t.shape) for t in keras.tree.flatten(symbolic)] == (
+            expected
+        )
+        return outputs
+
+    def run_precision_test(self, layer_factory, inputs):
+        """Under `mixed_float16` the outputs are float16 as the symbolic call
+        says, finite, and the weights stay float32."""
+        layer = layer_factory(dtype=MIXED_PRECISION_POLICY)
+        outputs = layer(inputs)
+        symbolic = layer(keras.KerasTensor(inputs.shape))
+        for tensor, spec in zip(
+            keras.tree.flatten(outputs), keras.tree.flatten(symbolic)
+        ):
+            assert keras.backend.standardize_dtype(tensor.dtype) == "float16"
+            assert spec.dtype == "float16"
+            assert np.all(np.isfinite(_to_numpy(tensor)))
+        for weight in layer.weights:
+            assert weight.dtype == "float32"
+        return outputs
+
+    def run_training_test(
+        self, model, inputs, targets, steps=3, unused_weights=(), **compile
+    ):
+        """A few `fit` steps: the loss is finite and every weight moves,
+        except those whose name is in `unused_weights`, which must not."""
+        compile.setdefault("loss", "categorical_crossentropy")
+        model.compile(optimizer="adam", **compile)
+        before = [_to_numpy(w) for w in model.trainable_weights]
+        batch_size = len(keras.tree.flatten(inputs)[0]) // steps
+        history = model.fit(inputs, targets, batch_size=batch_size, verbose=0)
+        assert np.isfinite(history.history["loss"][-1])
+        for weight, old in zip(model.trainable_weights, before):
+            moved = not np.allclose(_to_numpy(weight), old)
+            assert moved == (weight.name not in unused_weights), weight.path
+        return history
+
+    def run_layer_test(
+        self,
+        layer_factory,
+        inputs,
+        directory,
+        targets=None,
+        loss="categorical_crossentropy",
+    ):
+        """Runs every check above on layers made by `layer_factory(**kw)`.
+
+        The model of the saving and training checks is
+        `keras.Sequential([Input, layer])`, trained on `targets` (shaped as
+        the layer's output) with `loss`, under `jit_compile="auto"`.
+        """
+        layer = layer_factory()
+        self.run_output_shape_test(layer, inputs)
+        self.run_config_test(layer)
+        self.run_serialization_test(layer)
+        model = keras.Sequential(
+            [keras.Input(inputs.shape[1:]), layer_factory()]
+        )
+        self.run_model_saving_test(model, inputs, directory)
+        if targets is not None:
+            self.run_training_test(model, inputs, targets, loss=loss)
+        self.run_precision_test(layer_factory, inputs)
+
+
+def _to_numpy(value):
+    if isinstance(value, (list, tuple)):
+        return np.asarray([_to_numpy(v) for v in value])
+    if isinstance(value, keras.Variable):
+        value = value.value
+    return np.asarray(ops.convert_to_numpy(value))
+
+
+def _flatten_shapes(shapes):
+    if all(isinstance(d, (int, type(None))) for d in shapes):
+        return [tuple(shapes)]
+    return [s for shape in shapes for s in _flatten_shapes(shape)]
