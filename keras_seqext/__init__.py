@@ -1,6 +1,9 @@
 """Sequence-to-sequence layers and callbacks for Keras 3."""
 
 from keras_seqext import datasets
+from keras_seqext import layers
 from keras_seqext import metrics
+from keras_seqext.layers import AttentionDecoder
+from keras_seqext.layers import AttentionDecoderCell
 
 __version__ = "0.1.0"

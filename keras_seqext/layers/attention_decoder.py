@@ -1,0 +1,679 @@
+"""The Bahdanau attention decoder: `AttentionDecoderCell` and its RNN."""
+
+import keras
+from keras import ops
+
+from keras_seqext._validation import check_choice
+from keras_seqext._validation import check_positive_int
+from keras_seqext._validation import shape_error
+from keras_seqext.layers.attention_scores import additive_scores
+from keras_seqext.layers.attention_scores import context_vectors
+from keras_seqext.layers.attention_scores import masked_softmax
+
+FEEDBACK_MODES = ("probabilities", "one_hot")
+
+# The cell's constructor arguments, which the layer forwards to it, exposes
+# as read-only properties and writes flat into its own config (as GRU does).
+_CELL_ARGUMENTS = (
+    "units",
+    "output_dim",
+    "activation",
+    "output_activation",
+    "feedback",
+    "kernel_initializer",
+    "recurrent_initializer",
+    "bias_initializer",
+    "kernel_regularizer",
+    "recurrent_regularizer",
+    "bias_regularizer",
+    "kernel_constraint",
+    "recurrent_constraint",
+    "bias_constraint",
+)
+
+
+@keras.saving.register_keras_serializable(package="keras_seqext")
+class AttentionDecoderCell(keras.layers.Layer):
+    """One step of the Bahdanau attention decoder; owns its weights.
+
+    At each step the cell scores every encoder state `h_j` against its
+    previous state `s`, forms a context vector `c`, updates a GRU-like state
+    and emits the next output `y'`, which is fed back as its next input:
+
+    ```
+    e_j = v_a . tanh(W_a s + U_a h_j + b_a)    a = softmax(e)    c = sum a_j h_j
+    r  = sigmoid(W_r y + U_r s + C_r c + b_r)
+    z  = sigmoid(W_z y + U_z s + C_z c + b_z)
+    p  = activation(W_p y + U_p (r * s) + C_p c + b_p)
+    s' = (1 - z) * s + z * p
+    y' = output_activation(W_o y + U_o s + C_o c + b_o)
+    ```
+
+    As in the Keras 2 layer this rebuilds, `y'` reads the *previous* state
+    `s`, not `s'`. The weights are stored fused, one matmul per input:
+    `recurrent_kernel` is `[W_a | U_r | U_z | U_o]` (applied to `s`),
+    `feedback_kernel` is `[W_r | W_z | W_p | W_o]` (to `y`),
+    `context_kernel` is `[C_r | C_z | C_p | C_o]` (to `c`), `bias` is
+    `[b_r | b_z | b_p | b_o]`; `proposal_kernel` is `U_p`, `key_kernel` and
+    `key_bias` are `U_a` and `b_a`, `score_vector` is `v_a` and
+    `initial_kernel` is the `W_s` of the initial state `s_0 = tanh(W_s h_0)`.
+
+    The cell is normally driven by `AttentionDecoder`. It is built on the
+    shape of the encoder sequence, `(batch, T_in, memory_dim)`. Keras 3's
+    `RNN` passes no constants to a cell, so the encoder memory travels with
+    the recurrent states, unchanged from step to step:
+    `states = [y, s, memory, keys]`, plus a `(batch, 1, T_in)` mask when
+    the encoder sequence is masked; `attention_memory()` makes the last
+    entries and `initial_state()` the first two.
+
+    Args:
+        units: Positive integer, the size of the decoder state `s`.
+        output_dim: Positive integer, the size of each output `y`.
+        activation: Activation of the state proposal `p` and of `s_0`.
+            Defaults to `"tanh"`.
+        output_activation: Activation of the output `y'`. Defaults to
+            `"softmax"`.
+        feedback: What the next step receives as `y`: `"probabilities"` (the
+            output as it is) or `"one_hot"` (its argmax, one-hot encoded).
+            Defaults to `"probabilities"`.
+        kernel_initializer: Initializer of the kernels applied to the memory
+            and to the fed-back output (`initial_kernel`, `key_kernel`,
+            `score_vector`, `feedback_kernel`, `context_kernel`). Defaults to
+            `"glorot_uniform"`.
+        recurrent_initializer: Initializer of the kernels applied to the
+            state (`recurrent_kernel`, `proposal_kernel`). Defaults to
+            `"orthogonal"`.
+        bias_initializer: Initializer of `key_bias` and `bias`. Defaults to
+            `"zeros"`.
+        kernel_regularizer: Regularizer of the kernels above. Defaults to
+            `None`.
+        recurrent_regularizer: Regularizer of the recurrent kernels. Defaults
+            to `None`.
+        bias_regularizer: Regularizer of the biases. Defaults to `None`.
+        kernel_constraint: Constraint of the kernels. Defaults to `None`.
+        recurrent_constraint: Constraint of the recurrent kernels. Defaults
+            to `None`.
+        bias_constraint: Constraint of the biases. Defaults to `None`.
+        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: `(batch, output_dim + 1)`: a teacher output and, in the last
+            column, 1 where the step is fed that teacher output instead of
+            the fed-back `y` (0 otherwise).
+        states: `[y, s, memory, keys]` or `[y, s, memory, keys, mask]`.
+
+    Returns:
+        A tuple `(step_output, new_states)`: `step_output` is `y'` and the
+        attention weights concatenated, `(batch, output_dim + T_in)`;
+        `new_states` is `[feedback(y'), s', memory, keys(, mask)]`.
+    """
+
+    def __init__(
+        self,
+        units,
+        output_dim,
+        activation="tanh",
+        output_activation="softmax",
+        feedback="probabilities",
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        owner = type(self).__name__
+        self.units = check_positive_int(owner, "units", units)
+        self.output_dim = check_positive_int(owner, "output_dim", output_dim)
+        self.feedback = check_choice(
+            owner, "feedback", feedback, FEEDBACK_MODES
+        )
+        self.activation = keras.activations.get(activation)
+        self.output_activation = keras.activations.get(output_activation)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.recurrent_initializer = keras.initializers.get(
+            recurrent_initializer
+        )
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = keras.regularizers.get(
+            recurrent_regularizer
+        )
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.recurrent_constraint = keras.constraints.get(recurrent_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
+        self.state_size = [self.output_dim, self.units]
+        self.output_size = self.output_dim
+
+    def build(self, memory_shape):
+        memory_dim = memory_shape[-1]
+        units, output_dim = self.units, self.output_dim
+        # One column block per gate: reset, update, proposal, then output.
+        gates_dim = 3 * units + output_dim
+
+        def kernel(name, shape):
+            return self.add_weight(
+                name=name,
+                shape=shape,
+                initializer=self.kernel_initializer,
+                regularizer=self.kernel_regularizer,
+                constraint=self.kernel_constraint,
+            )
+
+        def recurrent_kernel(name, shape):
+            return self.add_weight(
+                name=name,
+                shape=shape,
+                initializer=self.recurrent_initializer,
+                regularizer=self.recurrent_regularizer,
+                constraint=self.recurrent_constraint,
+            )
+
+        def bias(name, shape):
+            return self.add_weight(
+                name=name,
+                shape=shape,
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+
+        self.initial_kernel = kernel("initial_kernel", (memory_dim, units))
+        self.key_kernel = kernel("key_kernel", (memory_dim, units))
+        self.key_bias = bias("key_bias", (units,))
+        self.score_vector = kernel("score_vector", (units,))
+        # The query W_a s shares the state's matmul with U_r, U_z and U_o;
+        # U_p stays apart because it multiplies r * s, not s.
+        self.recurrent_kernel = recurrent_kernel(
+            "recurrent_kernel", (units, units + 2 * units + output_dim)
+        )
+        self.proposal_kernel = recurrent_kernel(
+            "proposal_kernel", (units, units)
+        )
+        self.feedback_kernel = kernel(
+            "feedback_kernel", (output_dim, gates_dim)
+        )
+        self.context_kernel = kernel("context_kernel", (memory_dim, gates_dim))
+        self.bias = bias("bias", (gates_dim,))
+
+    def attention_memory(self, memory, mask=None):
+        """The per-sequence states that every step attends to.
+
+        Computes the keys `U_a h + b_a` once per sequence rather than once
+        per step.
+
+        Args:
+            memory: the encoder sequence, `(batch, T_in, memory_dim)`.
+            mask: boolean `(batch, T_in)`, True on the steps to attend to;
+                or None.
+
+        Returns:
+            `[memory, keys]`, or `[memory, keys, mask]` with the mask as
+            `(batch, 1, T_in)` in the memory's dtype (RNN states are floats).
+        """
+        keys = ops.matmul(memory, self.key_kernel) + self.key_bias
+        if mask is None:
+            return [memory, keys]
+        mask = ops.cast(ops.expand_dims(mask, 1), memory.dtype)
+        return [memory, keys, mask]
+
+    def initial_state(self, memory, mask=None, state=None):
+        """The states `[y_0, s_0]`: zeros, and `activation(W_s h_0)`.
+
+        Args:
+            memory: the encoder sequence, `(batch, T_in, memory_dim)`.
+            mask: boolean `(batch, T_in)` or None; `h_0` is the first
+                unmasked step of each sequence.
+            state: a given `s_0`, `(batch, units)`, or None to compute it.
+
+        Returns:
+            `[y_0, s_0]`, shapes `(batch, output_dim)` and `(batch, units)`.
+        """
+        output = ops.zeros(
+            (ops.shape(memory)[0], self.output_dim), memory.dtype
+        )
+        if state is not None:
+            return [output, state]
+        if mask is None:
+            first = memory[:, 0]
+        else:
+            # argmax returns the first maximum: the first unmasked step.
+            first_index = ops.argmax(ops.cast(mask, "int32"), axis=1)
+            first = ops.take_along_axis(
+                memory, ops.reshape(first_index, (-1, 1, 1)), axis=1
+            )[:, 0]
+        state = self.activation(ops.matmul(first, self.initial_kernel))
+        return [output, state]
+
+    def call(self, inputs, states):
+        prev_output, prev_state, memory, keys = states[:4]
+        mask = states[4] if len(states) > 4 else None
+        units, output_dim = self.units, self.output_dim
+
+        use_teacher = ops.cast(inputs[:, output_dim:], "bool")
+        fed_output = ops.where(use_teacher, inputs[:, :output_dim], prev_output)
+
+        from_state = ops.matmul(prev_state, self.recurrent_kernel)
+        query = ops.expand_dims(from_state[:, :units], 1)
+        state_gates = from_state[:, units : 3 * units]
+        state_logits = from_state[:, 3 * units :]
+
+        scores = additive_scores(query, keys, self.score_vector)
+        weights = masked_softmax(scores, mask)
+        context = context_vectors(weights, memory)[:, 0]
+        weights = weights[:, 0]
+
+        from_inputs = (
+            ops.matmul(fed_output, self.feedback_kernel)
+            + ops.matmul(context, self.context_kernel)
+            + self.bias
+        )
+        gates = ops.sigmoid(state_gates + from_inputs[:, : 2 * units])
+        reset, update = gates[:, :units], gates[:, units:]
+        proposal = self.activation(
+            ops.matmul(reset * prev_state, self.proposal_kernel)
+            + from_inputs[:, 2 * units : 3 * units]
+        )
+        state = prev_state + update * (proposal - prev_state)
+        output = self.output_activation(
+            state_logits + from_inputs[:, 3 * units :]
+        )
+        step_output = ops.concatenate([output, weights], axis=-1)
+        return step_output, [self._feed_back(output), state, *states[2:]]
+
+    def _feed_back(self, output):
+        if self.feedback == "one_hot":
+            one_hot = ops.one_hot(ops.argmax(output, axis=-1), self.output_dim)
+            return ops.cast(one_hot, output.dtype)
+        return output
+
+    def get_config(self):
+        config = {
+            "units": self.units,
+            "output_dim": self.output_dim,
+            "activation": keras.activations.serialize(self.activation),
+            "output_activation": keras.activations.serialize(
+                self.output_activation
+            ),
+            "feedback": self.feedback,
+            "kernel_initializer": keras.initializers.serialize(
+                self.kernel_initializer
+            ),
+            "recurrent_initializer": keras.initializers.serialize(
+                self.recurrent_initializer
+            ),
+            "bias_initializer": keras.initializers.serialize(
+                self.bias_initializer
+            ),
+            "kernel_regularizer": keras.regularizers.serialize(
+                self.kernel_regularizer
+            ),
+            "recurrent_regularizer": keras.regularizers.serialize(
+                self.recurrent_regularizer
+            ),
+            "bias_regularizer": keras.regularizers.serialize(
+                self.bias_regularizer
+            ),
+            "kernel_constraint": keras.constraints.serialize(
+                self.kernel_constraint
+            ),
+            "recurrent_constraint": keras.constraints.serialize(
+                self.recurrent_constraint
+            ),
+            "bias_constraint": keras.constraints.serialize(
+                self.bias_constraint
+            ),
+        }
+        return {**super().get_config(), **config}
+
+
+@keras.saving.register_keras_serializable(package="keras_seqext")
+class AttentionDecoder(keras.layers.RNN):
+    """Bahdanau attention decoder, the Keras 2 `AttentionDecoder` on Keras 3.
+
+    Reads a whole encoder sequence (the "memory", usually the output of an
+    `LSTM(..., return_sequences=True)`) and decodes an output sequence from
+    it, one step at a time: each step attends over every encoder step, updates
+    a GRU-like state and emits a distribution over `output_dim` classes, which
+    it feeds back as its next input. `AttentionDecoderCell` has the
+    equations and the weights.
+
+    Shapes: memory `(batch, T_in, memory_dim)`, outputs
+    `(batch, T_out, output_dim)`, attention weights `(batch, T_out, T_in)`,
+    where `T_out` is `output_length`, or `T_in` when that is None. The whole
+    output sequence comes from one call, for training and for `predict`.
+
+    Masking: a mask on the memory (from `keras.layers.Masking` or
+    `keras.layers.Embedding(mask_zero=True)`, passed on by the encoder)
+    removes the masked steps from every attention softmax: they get exactly
+    0 weight, the outputs do not depend on the values under the mask, and
+    `s_0` is computed from the first unmasked step. The outputs themselves
+    carry no mask: every one of the `T_out` steps is decoded.
+
+    Differences from the Keras 2 layer: the output length can differ from
+    the input length, masks are honoured, `return_probabilities` can be had
+    together with the outputs (`return_attention_weights`), and the weights
+    are stored fused (see `AttentionDecoderCell`).
+
+    Args:
+        units: Positive integer, the size of the decoder state.
+        output_dim: Positive integer, the number of output classes.
+        output_length: Positive integer, the number of steps to decode, or
+            None to decode as many steps as the memory has. Defaults to
+            `None`.
+        activation: Activation of the state proposal and of the initial
+            state. Defaults to `"tanh"`.
+        output_activation: Activation of each output step. Defaults to
+            `"softmax"`.
+        return_attention_weights: Whether the call also returns the attention
+            weights, as `(outputs, weights)`. Defaults to `False`.
+        return_probabilities: Keras 2 compatibility: whether the call returns
+            the attention weights *instead of* the outputs. Defaults to
+            `False`.
+        return_state: Whether the call also returns the last decoder state,
+            `(batch, units)`, as its last element. Defaults to `False`.
+        feedback: What each step feeds back as the next input:
+            `"probabilities"` (the output distribution, as the Keras 2 layer
+            does) or `"one_hot"` (its argmax, one-hot encoded). Defaults to
+            `"probabilities"`.
+        kernel_initializer: Initializer of the kernels applied to the memory
+            and to the fed-back outputs. Defaults to `"glorot_uniform"`.
+        recurrent_initializer: Initializer of the kernels applied to the
+            decoder state. Defaults to `"orthogonal"`.
+        bias_initializer: Initializer of the biases. Defaults to `"zeros"`.
+        kernel_regularizer: Regularizer of the kernels. Defaults to `None`.
+        recurrent_regularizer: Regularizer of the recurrent kernels. Defaults
+            to `None`.
+        bias_regularizer: Regularizer of the biases. Defaults to `None`.
+        activity_regularizer: Regularizer of the layer's output. Defaults to
+            `None`.
+        kernel_constraint: Constraint of the kernels. Defaults to `None`.
+        recurrent_constraint: Constraint of the recurrent kernels. Defaults
+            to `None`.
+        bias_constraint: Constraint of the biases. Defaults to `None`.
+        unroll: Whether to unroll the decoding loop (faster for short
+            outputs, more memory). Defaults to `False`.
+        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+
+    Call arguments:
+        sequences: The memory, `(batch, T_in, memory_dim)`.
+        initial_state: The initial decoder state `s_0`, `(batch, units)` (or
+            a list holding it), instead of `tanh(W_s h_0)`. Defaults to
+            `None`.
+        mask: Boolean `(batch, T_in)`, True on the memory steps to attend
+            to. Keras passes the encoder's mask here by itself. Defaults to
+            `None`.
+        training: Python boolean, whether the call is in training mode.
+        sequences_mask: The same as `mask`. When a call has more than one
+            tensor argument (`initial_state` too), Keras passes the
+            encoder's mask under this name instead of `mask`. Defaults to
+            `None`.
+
+    Returns:
+        The outputs `(batch, T_out, output_dim)`, or the attention weights
+        `(batch, T_out, T_in)` with `return_probabilities=True`; followed by
+        the weights with `return_attention_weights=True` and the last state
+        with `return_state=True`, as a tuple.
+
+    Raises:
+        ValueError: on a bad argument value, a memory that is not rank 3 or
+            has no known feature size, or an initial state that is not
+            `(batch, units)`.
+
+    Example:
+
+    The tutorial's model, an LSTM encoder and the decoder:
+
+    >>> model = keras.Sequential([
+    ...     keras.Input((5, 50)),
+    ...     keras.layers.LSTM(150, return_sequences=True),
+    ...     keras_seqext.AttentionDecoder(150, 50),
+    ... ])
+    >>> x = np.eye(50, dtype="float32")[np.random.randint(0, 50, (4, 5))]
+    >>> tuple(model.predict(x, verbose=0).shape)
+    (4, 5, 50)
+
+    Three output steps, with the attention weights:
+
+    >>> decoder = keras_seqext.AttentionDecoder(
+    ...     16, 10, output_length=3, return_attention_weights=True)
+    >>> outputs, weights = decoder(np.random.rand(2, 5, 8).astype("float32"))
+    >>> tuple(outputs.shape), tuple(weights.shape)
+    ((2, 3, 10), (2, 3, 5))
+
+    Reference:
+        Bahdanau, Cho and Bengio, "Neural Machine Translation by Jointly
+        Learning to Align and Translate", ICLR 2015.
+    """
+
+    def __init__(
+        self,
+        units,
+        output_dim,
+        output_length=None,
+        activation="tanh",
+        output_activation="softmax",
+        return_attention_weights=False,
+        return_probabilities=False,
+        return_state=False,
+        feedback="probabilities",
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        unroll=False,
+        **kwargs,
+    ):
+        owner = type(self).__name__
+        # Checked here too, so that the error names this layer, not its cell.
+        check_positive_int(owner, "units", units)
+        check_positive_int(owner, "output_dim", output_dim)
+        check_choice(owner, "feedback", feedback, FEEDBACK_MODES)
+        output_length = check_positive_int(
+            owner, "output_length", output_length, allow_none=True
+        )
+        if return_probabilities and return_attention_weights:
+            raise ValueError(
+                f"Invalid arguments for {owner}: `return_probabilities=True` "
+                "returns the attention weights instead of the outputs, "
+                "`return_attention_weights=True` returns both. Expected at "
+                "most one of them. Received: return_probabilities=True, "
+                "return_attention_weights=True"
+            )
+        cell = AttentionDecoderCell(
+            units,
+            output_dim,
+            activation=activation,
+            output_activation=output_activation,
+            feedback=feedback,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint,
+            dtype=kwargs.get("dtype"),
+            trainable=kwargs.get("trainable", True),
+            name="attention_decoder_cell",
+        )
+        super().__init__(
+            cell,
+            return_sequences=True,
+            return_state=return_state,
+            unroll=unroll,
+            activity_regularizer=activity_regularizer,
+            **kwargs,
+        )
+        self.output_length = output_length
+        self.return_attention_weights = return_attention_weights
+        self.return_probabilities = return_probabilities
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        self._check_shapes(sequences_shape, initial_state_shape)
+        self.cell.build(sequences_shape)
+
+    def call(
+        self,
+        sequences,
+        initial_state=None,
+        mask=None,
+        training=None,
+        sequences_mask=None,
+    ):
+        if mask is None:
+            mask = sequences_mask
+        self._check_shapes(
+            sequences.shape,
+            None if initial_state is None else _shapes_of(initial_state),
+        )
+        if initial_state is not None:
+            initial_state = keras.tree.flatten(initial_state)[0]
+        states = self.cell.initial_state(sequences, mask, initial_state)
+        states += self.cell.attention_memory(sequences, mask)
+
+        batch_size, input_length = ops.shape(sequences)[:2]
+        output_length = self.output_length or input_length
+        # The loop runs over the output steps; their inputs carry no teacher.
+        step_inputs = ops.zeros(
+            (batch_size, output_length, self.output_dim + 1), sequences.dtype
+        )
+        result = super().call(
+            step_inputs, initial_state=states, training=training
+        )
+        if self.return_state:
+            step_outputs, _, last_state, *_ = result
+        else:
+            step_outputs, last_state = result, None
+        outputs = step_outputs[..., : self.output_dim]
+        weights = step_outputs[..., self.output_dim :]
+        return self._select_outputs(outputs, weights, last_state)
+
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        self._check_shapes(sequences_shape, initial_state_shape)
+        batch_size, input_length = sequences_shape[:2]
+        output_length = self.output_length or input_length
+        return self._select_outputs(
+            (batch_size, output_length, self.output_dim),
+            (batch_size, output_length, input_length),
+            (batch_size, self.units),
+        )
+
+    def compute_mask(self, sequences, mask=None):
+        # Every output step is decoded, whatever the memory's mask.
+        return None
+
+    def _select_outputs(self, outputs, weights, last_state):
+        """Arranges outputs, weights and state as the arguments ask."""
+        if self.return_probabilities:
+            selected = [weights]
+        elif self.return_attention_weights:
+            selected = [outputs, weights]
+        else:
+            selected = [outputs]
+        if self.return_state:
+            selected.append(last_state)
+        return selected[0] if len(selected) == 1 else tuple(selected)
+
+    def _check_shapes(self, sequences_shape, initial_state_shape):
+        owner = type(self).__name__
+        if len(sequences_shape) != 3:
+            raise shape_error(
+                owner,
+                "sequences",
+                "a rank-3 tensor (batch, timesteps, features)",
+                sequences_shape,
+            )
+        memory_dim = sequences_shape[-1]
+        if memory_dim is None:
+            raise shape_error(
+                owner,
+                "sequences",
+                "a known feature size (batch, timesteps, features)",
+                sequences_shape,
+            )
+        if self.cell.built and memory_dim != self.cell.key_kernel.shape[0]:
+            raise shape_error(
+                owner,
+                "sequences",
+                f"(batch, timesteps, {self.cell.key_kernel.shape[0]}), the "
+                "feature size the layer was built with",
+                sequences_shape,
+            )
+        if initial_state_shape is None:
+            return
+        state_shapes = (
+            [initial_state_shape]
+            if _is_shape(initial_state_shape)
+            else list(initial_state_shape)
+        )
+        if (
+            len(state_shapes) != 1
+            or len(state_shapes[0]) != 2
+            or state_shapes[0][-1] != self.units
+        ):
+            raise ValueError(
+                f"Invalid shape for argument `initial_state` of {owner}. "
+                f"Expected one tensor of shape (batch, {self.units}). "
+                f"Received shapes: {[tuple(s) for s in state_shapes]}"
+            )
+
+    def get_config(self):
+        cell_config = self.cell.get_config()
+        config = {name: cell_config[name] for name in _CELL_ARGUMENTS}
+        config.update(
+            output_length=self.output_length,
+            return_attention_weights=self.return_attention_weights,
+            return_probabilities=self.return_probabilities,
+            activity_regularizer=keras.regularizers.serialize(
+                self.activity_regularizer
+            ),
+        )
+        base_config = super().get_config()
+        # Fixed by this layer, so not arguments of its constructor.
+        for name in (
+            "cell",
+            "return_sequences",
+            "go_backwards",
+            "stateful",
+            "zero_output_for_mask",
+        ):
+            del base_config[name]
+        return {**base_config, **config}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _cell_argument(name):
+    return property(
+        lambda self: getattr(self.cell, name),
+        doc=f"The cell's `{name}` (read-only).",
+    )
+
+
+for _name in _CELL_ARGUMENTS:
+    setattr(AttentionDecoder, _name, _cell_argument(_name))
+
+
+def _is_shape(value):
+    return all(isinstance(dim, (int, type(None))) for dim in value)
+
+
+def _shapes_of(tensors):
+    return [tuple(t.shape) for t in keras.tree.flatten(tensors)]
