@@ -21,6 +21,9 @@ $(VENV)/.installed-test: pyproject.toml constraints-test.txt | $(BIN)/python
 	$(PIP_INSTALL) -e ".[dev,tensorflow,jax,torch]"
 	touch $@
 
+demo: $(VENV)/.installed-demo-$(BACKEND)
+	KERAS_BACKEND=$(BACKEND) $(BIN)/python examples/copy_first.py
+
 # Runs the whole suite once per backend, each in its own process, and fails
 # if any backend fails (after running them all).
 test: $(VENV)/.installed-test
