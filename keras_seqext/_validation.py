@@ -17,6 +17,17 @@ def check_positive_int(owner, name, value, allow_none=False):
     return int(value)
 
 
+def check_probability(owner, name, value):
+    """Returns `value` if it is a real number in [0, 1]."""
+    is_real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not is_real or not 0.0 <= value <= 1.0:
+        raise ValueError(
+            f"Invalid value for argument `{name}` of {owner}. Expected a "
+            f"probability in [0, 1]. Received: {name}={value!r}"
+        )
+    return float(value)
+
+
 def check_choice(owner, name, value, choices):
     """Returns `value` if it is one of `choices`."""
     if value not in choices:

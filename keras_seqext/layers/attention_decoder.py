@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_seqext._validation import check_choice
 from keras_seqext._validation import check_positive_int
+from keras_seqext._validation import check_probability
 from keras_seqext._validation import shape_error
 from keras_seqext.layers.attention_scores import additive_scores
 from keras_seqext.layers.attention_scores import context_vectors
@@ -349,6 +350,17 @@ class AttentionDecoder(keras.layers.RNN):
     where `T_out` is `output_length`, or `T_in` when that is None. The whole
     output sequence comes from one call, for training and for `predict`.
 
+    Teacher forcing: called with `targets` (the true outputs,
+    `(batch, T_out, output_dim)`) and `training=True`, step t is fed
+    `targets[:, t-1]` instead of its own previous output, with probability
+    `teacher_forcing_probability`, drawn per example and per step. That
+    probability is a non-trainable variable, saved with the model, which the
+    `ScheduledSampling` callback lowers as training goes. Without targets, or
+    at inference, the decoder feeds back its own outputs, so the model that
+    was trained with targets decodes on its own. In a functional model the
+    targets are a second input, which can be
+    `keras.Input(..., optional=True)` so that `predict` needs none.
+
     Masking: a mask on the memory (from `keras.layers.Masking` or
     `keras.layers.Embedding(mask_zero=True)`, passed on by the encoder)
     removes the masked steps from every attention softmax: they get exactly
@@ -397,12 +409,18 @@ class AttentionDecoder(keras.layers.RNN):
         recurrent_constraint: Constraint of the recurrent kernels. Defaults
             to `None`.
         bias_constraint: Constraint of the biases. Defaults to `None`.
+        teacher_forcing_probability: The initial probability, in [0, 1],
+            of feeding a step the true previous output when `targets` are
+            given in training. Defaults to `1.0`.
+        seed: Integer seed of the teacher-forcing draws. Defaults to `None`.
         unroll: Whether to unroll the decoding loop (faster for short
             outputs, more memory). Defaults to `False`.
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
 
     Call arguments:
         sequences: The memory, `(batch, T_in, memory_dim)`.
+        targets: The true outputs, `(batch, T_out, output_dim)`, for teacher
+            forcing in training; ignored at inference. Defaults to `None`.
         initial_state: The initial decoder state `s_0`, `(batch, units)` (or
             a list holding it), instead of `tanh(W_s h_0)`. Defaults to
             `None`.
@@ -411,7 +429,7 @@ class AttentionDecoder(keras.layers.RNN):
             `None`.
         training: Python boolean, whether the call is in training mode.
         sequences_mask: The same as `mask`. When a call has more than one
-            tensor argument (`initial_state` too), Keras passes the
+            tensor argument (`targets` or `initial_state` too), Keras passes the
             encoder's mask under this name instead of `mask`. Defaults to
             `None`.
 
@@ -423,7 +441,8 @@ class AttentionDecoder(keras.layers.RNN):
 
     Raises:
         ValueError: on a bad argument value, a memory that is not rank 3 or
-            has no known feature size, or an initial state that is not
+            has no known feature size, targets that are not
+            `(batch, T_out, output_dim)`, or an initial state that is not
             `(batch, units)`.
 
     Example:
@@ -446,6 +465,19 @@ class AttentionDecoder(keras.layers.RNN):
     >>> outputs, weights = decoder(np.random.rand(2, 5, 8).astype("float32"))
     >>> tuple(outputs.shape), tuple(weights.shape)
     ((2, 3, 10), (2, 3, 5))
+
+    Trained with teacher forcing, the targets a second (optional) input:
+
+    >>> source = keras.Input((5, 50))
+    >>> targets = keras.Input((5, 50), optional=True)
+    >>> encoded = keras.layers.LSTM(32, return_sequences=True)(source)
+    >>> decoded = keras_seqext.AttentionDecoder(32, 50)(
+    ...     encoded, targets=targets)
+    >>> model = keras.Model([source, targets], decoded)
+    >>> model.compile("adam", "categorical_crossentropy")
+    >>> history = model.fit([x, x], x, verbose=0)
+    >>> tuple(model.predict([x, None], verbose=0).shape)
+    (4, 5, 50)
 
     Reference:
         Bahdanau, Cho and Bengio, "Neural Machine Translation by Jointly
@@ -473,10 +505,15 @@ class AttentionDecoder(keras.layers.RNN):
         kernel_constraint=None,
         recurrent_constraint=None,
         bias_constraint=None,
+        teacher_forcing_probability=1.0,
+        seed=None,
         unroll=False,
         **kwargs,
     ):
         owner = type(self).__name__
+        check_probability(
+            owner, "teacher_forcing_probability", teacher_forcing_probability
+        )
         # Checked here too, so that the error names this layer, not its cell.
         check_positive_int(owner, "units", units)
         check_positive_int(owner, "output_dim", output_dim)
@@ -522,14 +559,32 @@ class AttentionDecoder(keras.layers.RNN):
         self.output_length = output_length
         self.return_attention_weights = return_attention_weights
         self.return_probabilities = return_probabilities
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        # A variable, not a float: callbacks change it between batches and a
+        # compiled train step reads it anew each time. It is float32 even
+        # under mixed precision, where it is compared with float32 draws.
+        self.teacher_forcing_probability = self.add_weight(
+            name="teacher_forcing_probability",
+            shape=(),
+            initializer=keras.initializers.Constant(
+                teacher_forcing_probability
+            ),
+            trainable=False,
+            dtype="float32",
+            autocast=False,
+        )
 
-    def build(self, sequences_shape, initial_state_shape=None):
-        self._check_shapes(sequences_shape, initial_state_shape)
+    def build(
+        self, sequences_shape, targets_shape=None, initial_state_shape=None
+    ):
+        self._check_shapes(sequences_shape, targets_shape, initial_state_shape)
         self.cell.build(sequences_shape)
 
     def call(
         self,
         sequences,
+        targets=None,
         initial_state=None,
         mask=None,
         training=None,
@@ -539,6 +594,7 @@ class AttentionDecoder(keras.layers.RNN):
             mask = sequences_mask
         self._check_shapes(
             sequences.shape,
+            None if targets is None else tuple(targets.shape),
             None if initial_state is None else _shapes_of(initial_state),
         )
         if initial_state is not None:
@@ -546,11 +602,8 @@ class AttentionDecoder(keras.layers.RNN):
         states = self.cell.initial_state(sequences, mask, initial_state)
         states += self.cell.attention_memory(sequences, mask)
 
-        batch_size, input_length = ops.shape(sequences)[:2]
-        output_length = self.output_length or input_length
-        # The loop runs over the output steps; their inputs carry no teacher.
-        step_inputs = ops.zeros(
-            (batch_size, output_length, self.output_dim + 1), sequences.dtype
+        step_inputs = self._step_inputs(
+            sequences, targets if training else None
         )
         result = super().call(
             step_inputs, initial_state=states, training=training
@@ -563,8 +616,10 @@ class AttentionDecoder(keras.layers.RNN):
         weights = step_outputs[..., self.output_dim :]
         return self._select_outputs(outputs, weights, last_state)
 
-    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
-        self._check_shapes(sequences_shape, initial_state_shape)
+    def compute_output_shape(
+        self, sequences_shape, targets_shape=None, initial_state_shape=None
+    ):
+        self._check_shapes(sequences_shape, targets_shape, initial_state_shape)
         batch_size, input_length = sequences_shape[:2]
         output_length = self.output_length or input_length
         return self._select_outputs(
@@ -576,6 +631,33 @@ class AttentionDecoder(keras.layers.RNN):
     def compute_mask(self, sequences, mask=None):
         # Every output step is decoded, whatever the memory's mask.
         return None
+
+    def _step_inputs(self, sequences, targets):
+        """The inputs of the decoding loop, `(batch, T_out, output_dim + 1)`.
+
+        Step t's input is `targets[:, t-1]` (zeros at t = 0, where `y_0` is
+        zeros anyway) and a last column that is 1 where that target is fed
+        instead of the decoder's own previous output. The coins are drawn
+        here, before the loop, because random ops cannot run inside a JAX
+        recurrence step. Without targets every step feeds back its own
+        output.
+        """
+        batch_size, input_length = ops.shape(sequences)[:2]
+        output_length = self.output_length or input_length
+        if targets is None:
+            return ops.zeros(
+                (batch_size, output_length, self.output_dim + 1),
+                sequences.dtype,
+            )
+        targets = ops.cast(targets, sequences.dtype)
+        previous_targets = ops.pad(targets[:, :-1], [[0, 0], [1, 0], [0, 0]])
+        draws = keras.random.uniform(
+            (batch_size, output_length, 1), seed=self.seed_generator
+        )
+        use_targets = ops.cast(
+            draws < self.teacher_forcing_probability, sequences.dtype
+        )
+        return ops.concatenate([previous_targets, use_targets], axis=-1)
 
     def _select_outputs(self, outputs, weights, last_state):
         """Arranges outputs, weights and state as the arguments ask."""
@@ -589,7 +671,9 @@ class AttentionDecoder(keras.layers.RNN):
             selected.append(last_state)
         return selected[0] if len(selected) == 1 else tuple(selected)
 
-    def _check_shapes(self, sequences_shape, initial_state_shape):
+    def _check_shapes(
+        self, sequences_shape, targets_shape, initial_state_shape
+    ):
         owner = type(self).__name__
         if len(sequences_shape) != 3:
             raise shape_error(
@@ -614,6 +698,22 @@ class AttentionDecoder(keras.layers.RNN):
                 "feature size the layer was built with",
                 sequences_shape,
             )
+        if targets_shape is not None:
+            output_length = self.output_length or sequences_shape[1]
+            known_lengths = None not in (output_length, targets_shape[1])
+            if (
+                len(targets_shape) != 3
+                or targets_shape[-1] != self.output_dim
+                or (known_lengths and targets_shape[1] != output_length)
+            ):
+                length = "T_out" if output_length is None else output_length
+                raise shape_error(
+                    owner,
+                    "targets",
+                    f"(batch, {length}, {self.output_dim}): the output "
+                    "length and output_dim",
+                    targets_shape,
+                )
         if initial_state_shape is None:
             return
         state_shapes = (
@@ -639,6 +739,10 @@ class AttentionDecoder(keras.layers.RNN):
             output_length=self.output_length,
             return_attention_weights=self.return_attention_weights,
             return_probabilities=self.return_probabilities,
+            teacher_forcing_probability=float(
+                ops.convert_to_numpy(self.teacher_forcing_probability.value)
+            ),
+            seed=self.seed,
             activity_regularizer=keras.regularizers.serialize(
                 self.activity_regularizer
             ),

@@ -45,10 +45,17 @@ def softmax(x):
 
 
 def numpy_decoder(
-    cell, memory, mask, output_length, feedback="probabilities", state=None
+    cell,
+    memory,
+    mask,
+    output_length,
+    feedback="probabilities",
+    state=None,
+    targets=None,
 ):
     """The recurrence of the Keras 2 AttentionDecoder, one sequence at a time,
-    written from the equations with the cell's weights."""
+    written from the equations with the cell's weights. With `targets`, step
+    t is fed `targets[:, t-1]` (teacher forcing) instead of its own output."""
     w = {v.name: ops.convert_to_numpy(v.value) for v in cell.weights}
     w = {name: value.astype("float64") for name, value in w.items()}
     u, o = UNITS, OUTPUT_DIM
@@ -66,7 +73,9 @@ def numpy_decoder(
         s = np.tanh(h_0 @ W_s) if state is None else state[i]
         y = np.zeros(o)
         outputs, weights = [], []
-        for _ in range(output_length):
+        for t in range(output_length):
+            if targets is not None and t > 0:
+                y = targets[i, t - 1]
             e = np.tanh(s @ W_a + h @ U_a + b_a) @ v_a
             a = np.zeros(len(h))
             a[attend] = softmax(e[attend])
@@ -165,7 +174,8 @@ class TestAttentionDecoderMath(TestCase):
                 AttentionDecoder(150, 50),
             ]
         )
-        assert model.count_params() == 363_900
+        trainable = sum(np.prod(w.shape) for w in model.trainable_weights)
+        assert trainable == 363_900
 
 
 class TestAttentionDecoderMasking(TestCase):
@@ -225,6 +235,123 @@ class TestAttentionDecoderMasking(TestCase):
         )
         assert np.all(predicted.transpose(1, 0, 2)[:, ~MASK] == 0)
         self.assertAllClose(predicted.sum(-1), np.ones((BATCH, INPUT_LENGTH)))
+
+
+def identity_decoder(output_length, **kwargs):
+    """A decoder whose output is exactly what it is fed: every weight is 0
+    but the W_o block of `feedback_kernel`, the identity, and the output is
+    linear. Step t then outputs `targets[:, t-1]` when teacher-forced and
+    repeats its previous output otherwise."""
+    decoder = AttentionDecoder(
+        UNITS,
+        OUTPUT_DIM,
+        output_length=output_length,
+        output_activation="linear",
+        **kwargs,
+    )
+    decoder.build((None, INPUT_LENGTH, MEMORY_DIM))
+    for weight in decoder.cell.weights:
+        weight.assign(np.zeros(weight.shape))
+    passthrough = np.zeros((OUTPUT_DIM, 3 * UNITS + OUTPUT_DIM))
+    passthrough[:, 3 * UNITS :] = np.eye(OUTPUT_DIM)
+    decoder.cell.feedback_kernel.assign(passthrough)
+    return decoder
+
+
+def step_targets(batch, length):
+    """Targets whose step t is all `t + 1`, so each output tells which step's
+    target fed it."""
+    steps = np.arange(1, length + 1, dtype="float32")
+    return np.broadcast_to(steps[None, :, None], (batch, length, OUTPUT_DIM))
+
+
+class TestAttentionDecoderTeacherForcing(TestCase):
+    def test_probability_one_feeds_the_true_previous_outputs(self):
+        decoder = make_decoder(output_length=4)
+        memory = random_memory()
+        targets = np.eye(OUTPUT_DIM, dtype="float32")[
+            np.random.default_rng(2).integers(0, OUTPUT_DIM, (BATCH, 4))
+        ]
+        outputs = decoder(memory, targets=targets, mask=MASK, training=True)
+        expected, *_ = numpy_decoder(
+            decoder.cell, memory, MASK, 4, targets=targets
+        )
+        self.assertAllClose(outputs, expected, atol=1e-5)
+        # Teacher forcing changed the outputs: the check can fail.
+        free, *_ = numpy_decoder(decoder.cell, memory, MASK, 4)
+        self.assertNotAllClose(expected, free, atol=1e-3)
+
+    def test_probability_zero_is_free_running(self):
+        decoder = make_decoder(teacher_forcing_probability=0.0)
+        memory = random_memory()
+        targets = step_targets(BATCH, INPUT_LENGTH)
+        forced = decoder(memory, targets=targets, training=True)
+        self.assertAllClose(forced, decoder(memory), atol=0)
+
+    def test_targets_are_ignored_at_inference(self):
+        decoder = make_decoder()
+        memory = random_memory()
+        targets = step_targets(BATCH, INPUT_LENGTH)
+        outputs = decoder(memory, targets=targets, training=False)
+        self.assertAllClose(outputs, decoder(memory), atol=0)
+
+    def test_half_probability_feeds_targets_on_about_half_the_steps(self):
+        batch, length = 200, 6
+        decoder = identity_decoder(
+            length, teacher_forcing_probability=0.5, seed=7
+        )
+        targets = step_targets(batch, length)
+        memory = random_memory(shape=(batch, INPUT_LENGTH, MEMORY_DIM))
+        outputs = decoder(memory, targets=targets, training=True)
+        outputs = ops.convert_to_numpy(outputs)[:, :, 0]
+        # Step t >= 1 was teacher-forced if it outputs targets[:, t-1] = t;
+        # otherwise it repeats an earlier output, which is smaller.
+        forced = outputs[:, 1:] == np.arange(1, length)
+        assert abs(forced.mean() - 0.5) < 0.05, forced.mean()
+        # Decided per example and per step, not once per batch or per step.
+        assert not np.any(forced.all(axis=0) | ~forced.any(axis=0))
+        assert len({tuple(row) for row in forced}) > 10
+        # At probability 1 every step is forced: the reading is exact.
+        decoder.teacher_forcing_probability.assign(1.0)
+        outputs = decoder(memory, targets=targets, training=True)
+        forced = ops.convert_to_numpy(outputs)[:, 1:, 0] == np.arange(1, length)
+        assert forced.all()
+
+    def test_trained_with_targets_decodes_without_them(self, tmp_path):
+        """Trained with a second, optional `targets` input; saved, loaded,
+        and decoded in one `predict` call without targets."""
+        x, y = keras_seqext.datasets.reverse_sequence(
+            32, n_in=INPUT_LENGTH, cardinality=OUTPUT_DIM, seed=0
+        )
+        source = keras.Input((INPUT_LENGTH, OUTPUT_DIM), name="source")
+        targets = keras.Input(
+            (INPUT_LENGTH, OUTPUT_DIM), name="targets", optional=True
+        )
+        encoded = keras.layers.LSTM(8, return_sequences=True)(source)
+        outputs = make_decoder(seed=1)(encoded, targets=targets)
+        model = keras.Model([source, targets], outputs)
+        self.run_training_test(model, [x, y], y, steps=2)
+        expected = model.predict([x, np.zeros_like(y)], verbose=0)
+        loaded = self.run_model_saving_test(
+            model, {"source": x, "targets": None}, str(tmp_path)
+        )
+        without = loaded.predict({"source": x, "targets": None}, verbose=0)
+        self.assertAllClose(without, expected, atol=1e-6)
+
+    def test_probability_is_saved_with_the_model(self, tmp_path):
+        model = keras.Sequential(
+            [keras.Input((INPUT_LENGTH, MEMORY_DIM)), make_decoder()]
+        )
+        model.layers[0].teacher_forcing_probability.assign(0.25)
+        loaded = self.run_model_saving_test(
+            model, random_memory(), str(tmp_path)
+        )
+        probability = loaded.layers[0].teacher_forcing_probability
+        self.assertAllClose(probability, 0.25)
+        assert not probability.trainable
+        assert loaded.layers[0].get_config()["teacher_forcing_probability"] == (
+            0.25
+        )
 
 
 class TestAttentionDecoderKerasConventions(TestCase):
@@ -331,6 +458,9 @@ class TestAttentionDecoderErrors:
                 },
                 "return_probabilities",
             ),
+            ({"teacher_forcing_probability": 1.5}, "teacher_forcing"),
+            ({"teacher_forcing_probability": -0.1}, "teacher_forcing"),
+            ({"teacher_forcing_probability": "1"}, "teacher_forcing"),
         ],
     )
     def test_bad_argument(self, kwargs, argument):
@@ -356,6 +486,28 @@ class TestAttentionDecoderErrors:
         decoder(random_memory())
         with pytest.raises(ValueError, match=r"sequences.*\(batch, timesteps"):
             decoder(random_memory(shape=(BATCH, INPUT_LENGTH, 9)))
+
+    @pytest.mark.parametrize(
+        "targets_shape",
+        [(BATCH, INPUT_LENGTH, 4), (BATCH, 2, 3), (BATCH, INPUT_LENGTH)],
+    )
+    def test_targets_of_the_wrong_shape(self, targets_shape):
+        targets = np.zeros(targets_shape, "float32")
+        expected = rf"targets.*\(batch, {INPUT_LENGTH}, 3\)"
+        with pytest.raises(ValueError, match=expected):
+            AttentionDecoder(4, 3)(random_memory(), targets=targets)
+        with pytest.raises(ValueError, match=expected):
+            AttentionDecoder(4, 3)(
+                keras.Input((INPUT_LENGTH, MEMORY_DIM)),
+                targets=keras.Input(targets_shape[1:]),
+            )
+
+    def test_targets_length_follows_output_length(self):
+        decoder = AttentionDecoder(4, 3, output_length=2)
+        targets = np.zeros((BATCH, 2, 3), "float32")
+        decoder(random_memory(), targets=targets, training=True)
+        with pytest.raises(ValueError, match=r"targets.*\(batch, 2, 3\)"):
+            decoder(random_memory(), targets=targets[:, :1], training=True)
 
     @pytest.mark.parametrize("state_shape", [(BATCH, 5), (BATCH, 4, 1)])
     def test_initial_state_of_the_wrong_shape(self, state_shape):

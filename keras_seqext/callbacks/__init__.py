@@ -1,0 +1,6 @@
+"""Training callbacks."""
+
+from keras_seqext.callbacks.scheduled_sampling import ExponentialDecay
+from keras_seqext.callbacks.scheduled_sampling import InverseSigmoidDecay
+from keras_seqext.callbacks.scheduled_sampling import LinearDecay
+from keras_seqext.callbacks.scheduled_sampling import ScheduledSampling
