@@ -28,6 +28,24 @@ def check_probability(owner, name, value):
     return float(value)
 
 
+def check_required_for_score(owner, name, value, score, needing_score):
+    """Checks a positive-int argument that one score needs and the others
+    have no use for (so it must be None with them)."""
+    if score == needing_score and value is None:
+        raise ValueError(
+            f"Invalid value for argument `{name}` of {owner}. Expected a "
+            f"positive integer with score={needing_score!r}. Received: "
+            f"{name}=None"
+        )
+    if score != needing_score and value is not None:
+        raise ValueError(
+            f"Invalid value for argument `{name}` of {owner}. It is only "
+            f"used by score={needing_score!r}; expected None with "
+            f"score={score!r}. Received: {name}={value!r}"
+        )
+    return check_positive_int(owner, name, value, allow_none=True)
+
+
 def check_choice(owner, name, value, choices):
     """Returns `value` if it is one of `choices`."""
     if value not in choices:
@@ -37,6 +55,29 @@ def check_choice(owner, name, value, choices):
             f"{name}={value!r}"
         )
     return value
+
+
+def check_dot_sizes(owner, query_size, key_size, query_name, key_name):
+    """The `dot` score multiplies query and key: their sizes must match."""
+    if query_size != key_size:
+        raise ValueError(
+            f"Invalid inputs for {owner}(score='dot'): the score is the dot "
+            f"product of query and key, so {query_name} and {key_name} must "
+            f"match (score='general' projects instead). Received: "
+            f"{query_name} {query_size}, {key_name} {key_size}"
+        )
+
+
+def check_source_length(owner, name, shape, max_source_length):
+    """The `location` score has weights for `max_source_length` steps."""
+    if shape[1] is not None and shape[1] > max_source_length:
+        raise shape_error(
+            owner,
+            name,
+            f"at most max_source_length={max_source_length} steps, the "
+            "longest the location score serves",
+            shape,
+        )
 
 
 def shape_error(owner, name, expected, shape):

@@ -62,14 +62,12 @@ class TestCase:
 
     def run_output_shape_test(self, layer, inputs, **call_kwargs):
         """`compute_output_shape`, the symbolic call and the eager call agree
-        on every output's shape."""
+        on every output's shape. `inputs` is an array or a list of them."""
         outputs = layer(inputs, **call_kwargs)
         actual = [tuple(t.shape) for t in keras.tree.flatten(outputs)]
-        expected = _flatten_shapes(
-            layer.compute_output_shape(tuple(inputs.shape))
-        )
+        expected = _flatten_shapes(layer.compute_output_shape(_shapes(inputs)))
         assert actual == expected
-        symbolic = layer(keras.KerasTensor(inputs.shape), **call_kwargs)
+        symbolic = layer(_symbolic(inputs), **call_kwargs)
         assert [tuple(t.shape) for t in keras.tree.flatten(symbolic)] == (
             expected
         )
@@ -80,7 +78,7 @@ class TestCase:
         says, finite, and the weights stay float32."""
         layer = layer_factory(dtype=MIXED_PRECISION_POLICY)
         outputs = layer(inputs)
-        symbolic = layer(keras.KerasTensor(inputs.shape))
+        symbolic = layer(_symbolic(inputs))
         for tensor, spec in zip(
             keras.tree.flatten(outputs), keras.tree.flatten(symbolic)
         ):
@@ -117,17 +115,19 @@ class TestCase:
     ):
         """Runs every check above on layers made by `layer_factory(**kw)`.
 
-        The model of the saving and training checks is
-        `keras.Sequential([Input, layer])`, trained on `targets` (shaped as
-        the layer's output) with `loss`, under `jit_compile="auto"`.
+        `inputs` is an array or a list of arrays. The model of the saving and
+        training checks is `keras.Model(Input(s), layer(Input(s)))`, trained
+        on `targets` (shaped as the layer's output) with `loss`, under
+        `jit_compile="auto"`.
         """
         layer = layer_factory()
         self.run_output_shape_test(layer, inputs)
         self.run_config_test(layer)
         self.run_serialization_test(layer)
-        model = keras.Sequential(
-            [keras.Input(inputs.shape[1:]), layer_factory()]
+        model_inputs = keras.tree.map_structure(
+            lambda x: keras.Input(x.shape[1:]), inputs
         )
+        model = keras.Model(model_inputs, layer_factory()(model_inputs))
         self.run_model_saving_test(model, inputs, directory)
         if targets is not None:
             self.run_training_test(model, inputs, targets, loss=loss)
@@ -140,6 +140,16 @@ def _to_numpy(value):
     if isinstance(value, keras.Variable):
         value = value.value
     return np.asarray(ops.convert_to_numpy(value))
+
+
+def _shapes(inputs):
+    return keras.tree.map_structure(lambda x: tuple(x.shape), inputs)
+
+
+def _symbolic(inputs):
+    return keras.tree.map_structure(
+        lambda x: keras.KerasTensor(x.shape), inputs
+    )
 
 
 def _flatten_shapes(shapes):

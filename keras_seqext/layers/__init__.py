@@ -2,3 +2,4 @@
 
 from keras_seqext.layers.attention_decoder import AttentionDecoder
 from keras_seqext.layers.attention_decoder import AttentionDecoderCell
+from keras_seqext.layers.luong_attention import LuongAttention

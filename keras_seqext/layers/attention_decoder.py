@@ -4,11 +4,20 @@ import keras
 from keras import ops
 
 from keras_seqext._validation import check_choice
+from keras_seqext._validation import check_dot_sizes
 from keras_seqext._validation import check_positive_int
 from keras_seqext._validation import check_probability
+from keras_seqext._validation import check_required_for_score
+from keras_seqext._validation import check_source_length
 from keras_seqext._validation import shape_error
+from keras_seqext._weight_arguments import add_weight_of_kind
+from keras_seqext._weight_arguments import set_weight_arguments
+from keras_seqext._weight_arguments import weight_arguments_config
+from keras_seqext.layers.attention_scores import SCORES
 from keras_seqext.layers.attention_scores import additive_scores
 from keras_seqext.layers.attention_scores import context_vectors
+from keras_seqext.layers.attention_scores import dot_scores
+from keras_seqext.layers.attention_scores import location_scores
 from keras_seqext.layers.attention_scores import masked_softmax
 
 FEEDBACK_MODES = ("probabilities", "one_hot")
@@ -18,6 +27,8 @@ FEEDBACK_MODES = ("probabilities", "one_hot")
 _CELL_ARGUMENTS = (
     "units",
     "output_dim",
+    "score",
+    "max_source_length",
     "activation",
     "output_activation",
     "feedback",
@@ -59,6 +70,15 @@ class AttentionDecoderCell(keras.layers.Layer):
     `key_bias` are `U_a` and `b_a`, `score_vector` is `v_a` and
     `initial_kernel` is the `W_s` of the initial state `s_0 = tanh(W_s h_0)`.
 
+    The other scores of `attention_scores.py` replace `e_j` (with `s` as the
+    query `h_t` and `h_j` as `h_s`): `"concat"` is the additive score
+    without `b_a`; `"general"` is `s . W_a h_j`, with `W_a h_j` as the keys
+    (`key_kernel`, `(memory_dim, units)`) and no `W_a` block in
+    `recurrent_kernel`; `"dot"` is `s . h_j` (so `units` must equal the
+    memory's feature size) and has no attention weights; `"location"` is
+    `(W_a s)_j`, its `W_a` block of `max_source_length` columns in
+    `recurrent_kernel`, and no keys.
+
     The cell is normally driven by `AttentionDecoder`. It is built on the
     shape of the encoder sequence, `(batch, T_in, memory_dim)`. Keras 3's
     `RNN` passes no constants to a cell, so the encoder memory travels with
@@ -70,6 +90,12 @@ class AttentionDecoderCell(keras.layers.Layer):
     Args:
         units: Positive integer, the size of the decoder state `s`.
         output_dim: Positive integer, the size of each output `y`.
+        score: The attention score: `"additive"` (Bahdanau's), `"dot"`,
+            `"general"`, `"concat"` or `"location"` (Luong's). Defaults to
+            `"additive"`.
+        max_source_length: Positive integer, the longest memory the
+            `"location"` score serves (required there, unused otherwise).
+            Defaults to `None`.
         activation: Activation of the state proposal `p` and of `s_0`.
             Defaults to `"tanh"`.
         output_activation: Activation of the output `y'`. Defaults to
@@ -113,6 +139,8 @@ class AttentionDecoderCell(keras.layers.Layer):
         self,
         units,
         output_dim,
+        score="additive",
+        max_source_length=None,
         activation="tanh",
         output_activation="softmax",
         feedback="probabilities",
@@ -131,68 +159,70 @@ class AttentionDecoderCell(keras.layers.Layer):
         owner = type(self).__name__
         self.units = check_positive_int(owner, "units", units)
         self.output_dim = check_positive_int(owner, "output_dim", output_dim)
+        self.score = check_choice(owner, "score", score, SCORES)
+        self.max_source_length = check_required_for_score(
+            owner, "max_source_length", max_source_length, score, "location"
+        )
         self.feedback = check_choice(
             owner, "feedback", feedback, FEEDBACK_MODES
         )
         self.activation = keras.activations.get(activation)
         self.output_activation = keras.activations.get(output_activation)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.recurrent_initializer = keras.initializers.get(
-            recurrent_initializer
+        set_weight_arguments(
+            self,
+            "kernel",
+            kernel_initializer,
+            kernel_regularizer,
+            kernel_constraint,
         )
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = keras.regularizers.get(
-            recurrent_regularizer
+        set_weight_arguments(
+            self,
+            "recurrent",
+            recurrent_initializer,
+            recurrent_regularizer,
+            recurrent_constraint,
         )
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.kernel_constraint = keras.constraints.get(kernel_constraint)
-        self.recurrent_constraint = keras.constraints.get(recurrent_constraint)
-        self.bias_constraint = keras.constraints.get(bias_constraint)
+        set_weight_arguments(
+            self, "bias", bias_initializer, bias_regularizer, bias_constraint
+        )
         self.state_size = [self.output_dim, self.units]
         self.output_size = self.output_dim
 
     def build(self, memory_shape):
         memory_dim = memory_shape[-1]
         units, output_dim = self.units, self.output_dim
+        if self.score == "dot":
+            check_dot_sizes(
+                type(self).__name__,
+                units,
+                memory_dim,
+                "`units`",
+                "the memory's size",
+            )
         # One column block per gate: reset, update, proposal, then output.
         gates_dim = 3 * units + output_dim
 
         def kernel(name, shape):
-            return self.add_weight(
-                name=name,
-                shape=shape,
-                initializer=self.kernel_initializer,
-                regularizer=self.kernel_regularizer,
-                constraint=self.kernel_constraint,
-            )
+            return add_weight_of_kind(self, "kernel", name, shape)
 
         def recurrent_kernel(name, shape):
-            return self.add_weight(
-                name=name,
-                shape=shape,
-                initializer=self.recurrent_initializer,
-                regularizer=self.recurrent_regularizer,
-                constraint=self.recurrent_constraint,
-            )
+            return add_weight_of_kind(self, "recurrent", name, shape)
 
         def bias(name, shape):
-            return self.add_weight(
-                name=name,
-                shape=shape,
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
+            return add_weight_of_kind(self, "bias", name, shape)
 
         self.initial_kernel = kernel("initial_kernel", (memory_dim, units))
-        self.key_kernel = kernel("key_kernel", (memory_dim, units))
-        self.key_bias = bias("key_bias", (units,))
-        self.score_vector = kernel("score_vector", (units,))
+        if self.score in ("additive", "concat", "general"):
+            self.key_kernel = kernel("key_kernel", (memory_dim, units))
+        if self.score == "additive":
+            self.key_bias = bias("key_bias", (units,))
+        if self.score in ("additive", "concat"):
+            self.score_vector = kernel("score_vector", (units,))
         # The query W_a s shares the state's matmul with U_r, U_z and U_o;
         # U_p stays apart because it multiplies r * s, not s.
         self.recurrent_kernel = recurrent_kernel(
-            "recurrent_kernel", (units, units + 2 * units + output_dim)
+            "recurrent_kernel",
+            (units, self._query_size + 2 * units + output_dim),
         )
         self.proposal_kernel = recurrent_kernel(
             "proposal_kernel", (units, units)
@@ -203,11 +233,20 @@ class AttentionDecoderCell(keras.layers.Layer):
         self.context_kernel = kernel("context_kernel", (memory_dim, gates_dim))
         self.bias = bias("bias", (gates_dim,))
 
+    @property
+    def _query_size(self):
+        """The columns of `W_a s` in `recurrent_kernel`."""
+        if self.score in ("additive", "concat"):
+            return self.units
+        if self.score == "location":
+            return self.max_source_length
+        return 0
+
     def attention_memory(self, memory, mask=None):
         """The per-sequence states that every step attends to.
 
-        Computes the keys `U_a h + b_a` once per sequence rather than once
-        per step.
+        Computes the keys (`U_a h + b_a` for the additive score) once per
+        sequence rather than once per step.
 
         Args:
             memory: the encoder sequence, `(batch, T_in, memory_dim)`.
@@ -218,7 +257,11 @@ class AttentionDecoderCell(keras.layers.Layer):
             `[memory, keys]`, or `[memory, keys, mask]` with the mask as
             `(batch, 1, T_in)` in the memory's dtype (RNN states are floats).
         """
-        keys = ops.matmul(memory, self.key_kernel) + self.key_bias
+        keys = memory
+        if self.score in ("additive", "concat", "general"):
+            keys = ops.matmul(memory, self.key_kernel)
+        if self.score == "additive":
+            keys = keys + self.key_bias
         if mask is None:
             return [memory, keys]
         mask = ops.cast(ops.expand_dims(mask, 1), memory.dtype)
@@ -261,11 +304,12 @@ class AttentionDecoderCell(keras.layers.Layer):
         fed_output = ops.where(use_teacher, inputs[:, :output_dim], prev_output)
 
         from_state = ops.matmul(prev_state, self.recurrent_kernel)
-        query = ops.expand_dims(from_state[:, :units], 1)
-        state_gates = from_state[:, units : 3 * units]
-        state_logits = from_state[:, 3 * units :]
+        query_size = self._query_size
+        query = ops.expand_dims(from_state[:, :query_size], 1)
+        state_gates = from_state[:, query_size : query_size + 2 * units]
+        state_logits = from_state[:, query_size + 2 * units :]
 
-        scores = additive_scores(query, keys, self.score_vector)
+        scores = self._scores(query, prev_state, keys)
         weights = masked_softmax(scores, mask)
         context = context_vectors(weights, memory)[:, 0]
         weights = weights[:, 0]
@@ -288,6 +332,15 @@ class AttentionDecoderCell(keras.layers.Layer):
         step_output = ops.concatenate([output, weights], axis=-1)
         return step_output, [self._feed_back(output), state, *states[2:]]
 
+    def _scores(self, query, state, keys):
+        """The step's scores, `(batch, 1, T_in)`, from the projected query
+        `W_a s`, the state `s` and the keys."""
+        if self.score in ("additive", "concat"):
+            return additive_scores(query, keys, self.score_vector)
+        if self.score == "location":
+            return location_scores(query, ops.shape(keys)[1])
+        return dot_scores(ops.expand_dims(state, 1), keys)
+
     def _feed_back(self, output):
         if self.feedback == "one_hot":
             one_hot = ops.one_hot(ops.argmax(output, axis=-1), self.output_dim)
@@ -298,38 +351,14 @@ class AttentionDecoderCell(keras.layers.Layer):
         config = {
             "units": self.units,
             "output_dim": self.output_dim,
+            "score": self.score,
+            "max_source_length": self.max_source_length,
             "activation": keras.activations.serialize(self.activation),
             "output_activation": keras.activations.serialize(
                 self.output_activation
             ),
             "feedback": self.feedback,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer
-            ),
-            "recurrent_initializer": keras.initializers.serialize(
-                self.recurrent_initializer
-            ),
-            "bias_initializer": keras.initializers.serialize(
-                self.bias_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
-            ),
-            "recurrent_regularizer": keras.regularizers.serialize(
-                self.recurrent_regularizer
-            ),
-            "bias_regularizer": keras.regularizers.serialize(
-                self.bias_regularizer
-            ),
-            "kernel_constraint": keras.constraints.serialize(
-                self.kernel_constraint
-            ),
-            "recurrent_constraint": keras.constraints.serialize(
-                self.recurrent_constraint
-            ),
-            "bias_constraint": keras.constraints.serialize(
-                self.bias_constraint
-            ),
+            **weight_arguments_config(self, ("kernel", "recurrent", "bias")),
         }
         return {**super().get_config(), **config}
 
@@ -379,6 +408,13 @@ class AttentionDecoder(keras.layers.RNN):
         output_length: Positive integer, the number of steps to decode, or
             None to decode as many steps as the memory has. Defaults to
             `None`.
+        score: The attention score: `"additive"` (Bahdanau's, as in the
+            Keras 2 layer), or Luong's `"dot"` (needs `units` equal to the
+            memory's feature size), `"general"`, `"concat"` or
+            `"location"` (needs `max_source_length`); see
+            `AttentionDecoderCell`. Defaults to `"additive"`.
+        max_source_length: Positive integer, the longest memory the
+            `"location"` score serves. Defaults to `None`.
         activation: Activation of the state proposal and of the initial
             state. Defaults to `"tanh"`.
         output_activation: Activation of each output step. Defaults to
@@ -489,6 +525,8 @@ class AttentionDecoder(keras.layers.RNN):
         units,
         output_dim,
         output_length=None,
+        score="additive",
+        max_source_length=None,
         activation="tanh",
         output_activation="softmax",
         return_attention_weights=False,
@@ -518,6 +556,10 @@ class AttentionDecoder(keras.layers.RNN):
         check_positive_int(owner, "units", units)
         check_positive_int(owner, "output_dim", output_dim)
         check_choice(owner, "feedback", feedback, FEEDBACK_MODES)
+        check_choice(owner, "score", score, SCORES)
+        check_required_for_score(
+            owner, "max_source_length", max_source_length, score, "location"
+        )
         output_length = check_positive_int(
             owner, "output_length", output_length, allow_none=True
         )
@@ -532,6 +574,8 @@ class AttentionDecoder(keras.layers.RNN):
         cell = AttentionDecoderCell(
             units,
             output_dim,
+            score=score,
+            max_source_length=max_source_length,
             activation=activation,
             output_activation=output_activation,
             feedback=feedback,
@@ -690,13 +734,24 @@ class AttentionDecoder(keras.layers.RNN):
                 "a known feature size (batch, timesteps, features)",
                 sequences_shape,
             )
-        if self.cell.built and memory_dim != self.cell.key_kernel.shape[0]:
+        built_dim = (
+            self.cell.initial_kernel.shape[0] if self.cell.built else None
+        )
+        if built_dim is not None and memory_dim != built_dim:
             raise shape_error(
                 owner,
                 "sequences",
-                f"(batch, timesteps, {self.cell.key_kernel.shape[0]}), the "
-                "feature size the layer was built with",
+                f"(batch, timesteps, {built_dim}), the feature size the "
+                "layer was built with",
                 sequences_shape,
+            )
+        if self.score == "dot":
+            check_dot_sizes(
+                owner, self.units, memory_dim, "`units`", "the memory's size"
+            )
+        if self.score == "location":
+            check_source_length(
+                owner, "sequences", sequences_shape, self.max_source_length
             )
         if targets_shape is not None:
             output_length = self.output_length or sequences_shape[1]

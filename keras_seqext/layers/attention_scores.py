@@ -2,31 +2,79 @@
 
 Every function takes and returns batched tensors and documents their shapes:
 `query` is `(batch, Tq, dq)`, `keys` and `values` are `(batch, Tv, dv)`,
-scores and weights are `(batch, Tq, Tv)`. Projections (the `W_a s` and
-`U_a h + b_a` of Bahdanau et al.) are done by the caller, so that a layer can
-compute the keys once per sequence and fuse the query projection with its
-other matmuls.
+scores and weights are `(batch, Tq, Tv)`. The score functions take
+*projected* queries and keys, and the layers do the projections (plain
+matmuls), so that a decoder can project its keys once per sequence and fuse
+its query projection with its other matmuls. The five scores of Bahdanau et
+al. (2015) and Luong et al. (2015), with `s`, `h_t` the query and `h_j`,
+`h_s` the keys, and how each is computed here:
+
+- `additive`: `v_a . tanh(W_a s + U_a h_j + b_a)`, Bahdanau's:
+  `additive_scores(W_a s, U_a h + b_a, v_a)`.
+- `concat`: `v_a . tanh(W_a [h_t; h_s])`, where `W_a = [W_1 | W_2]`, no
+  bias: `additive_scores(W_1 h_t, W_2 h_s, v_a)`.
+- `dot`: `h_t . h_s`: `dot_scores(h_t, h_s)`.
+- `general`: `h_t . W_a h_s`: `dot_scores(h_t, W_a h_s)`.
+- `location`: `(W_a h_t)_s`, from the query alone:
+  `location_scores(W_a h_t, T_s)`.
 """
 
 from keras import ops
+
+SCORES = ("additive", "dot", "general", "concat", "location")
 
 # A score this low has exp() == 0 exactly in float32, where the softmax runs.
 _MASKED_SCORE = -1e9
 
 
 def additive_scores(query, keys, score_vector):
-    """Bahdanau's additive score, `e_ij = v_a . tanh(q_i + k_j)`.
+    """The additive score `e_ij = v_a . tanh(q_i + k_j)`.
+
+    Bahdanau's score with `q = W_a s`, `k = U_a h + b_a`; Luong's `concat`
+    with `q = W_1 h_t`, `k = W_2 h_s`.
 
     Args:
-        query: projected queries `W_a s`, shape `(batch, Tq, units)`.
-        keys: projected keys `U_a h + b_a`, shape `(batch, Tv, units)`.
-        score_vector: `v_a`, shape `(units,)`.
+        query: projected queries, `(batch, Tq, units)`.
+        keys: projected keys, `(batch, Tv, units)`.
+        score_vector: `v_a`, `(units,)`.
 
     Returns:
-        The scores, shape `(batch, Tq, Tv)`.
+        The scores, `(batch, Tq, Tv)`.
     """
     hidden = ops.tanh(ops.expand_dims(query, 2) + ops.expand_dims(keys, 1))
     return ops.matmul(hidden, score_vector)
+
+
+def dot_scores(query, keys):
+    """The dot-product score `e_ij = q_i . k_j`.
+
+    Luong's `dot` with the states as they are; `general` with `k = W_a h_s`.
+
+    Args:
+        query: `(batch, Tq, d)`.
+        keys: `(batch, Tv, d)`.
+
+    Returns:
+        The scores, `(batch, Tq, Tv)`.
+    """
+    return ops.matmul(query, ops.swapaxes(keys, -2, -1))
+
+
+def location_scores(query, length):
+    """Luong's location score: the first `length` entries of `W_a h_t`.
+
+    The score of source position `j` depends on the query alone; positions
+    beyond `length` (the value sequence's length) are dropped.
+
+    Args:
+        query: projected queries `W_a h_t`, `(batch, Tq, max_source_length)`.
+        length: the value sequence's length `Tv`, at most
+            `max_source_length`.
+
+    Returns:
+        The scores, `(batch, Tq, Tv)`.
+    """
+    return query[..., :length]
 
 
 def masked_softmax(scores, mask=None):
@@ -62,9 +110,23 @@ def context_vectors(weights, values):
         values: `(batch, Tv, dv)`.
 
     Returns:
-        The context vectors, shape `(batch, Tq, dv)`.
+        The context vectors, `(batch, Tq, dv)`.
     """
     return ops.matmul(weights, values)
+
+
+def attentional_states(contexts, query, kernel):
+    """Luong's attentional hidden state `h~_t = tanh(W_c [c_t; h_t])`.
+
+    Args:
+        contexts: `(batch, Tq, dv)`.
+        query: `(batch, Tq, dq)`.
+        kernel: `W_c`, `(dv + dq, units)`.
+
+    Returns:
+        The attentional states, `(batch, Tq, units)`.
+    """
+    return ops.tanh(ops.matmul(ops.concatenate([contexts, query], -1), kernel))
 
 
 def _is_narrow(tensor):
