@@ -7,6 +7,7 @@ from keras_seqext import metrics
 from keras_seqext.callbacks import ScheduledSampling
 from keras_seqext.layers import AttentionDecoder
 from keras_seqext.layers import AttentionDecoderCell
+from keras_seqext.layers import LSTMAutoencoder
 from keras_seqext.layers import LuongAttention
 
 __version__ = "0.1.0"

@@ -2,4 +2,6 @@
 
 from keras_seqext.layers.attention_decoder import AttentionDecoder
 from keras_seqext.layers.attention_decoder import AttentionDecoderCell
+from keras_seqext.layers.lstm_autoencoder import LSTMAutoencoder
+from keras_seqext.layers.lstm_autoencoder import LSTMEncoder
 from keras_seqext.layers.luong_attention import LuongAttention
