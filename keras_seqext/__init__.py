@@ -4,6 +4,7 @@ from keras_seqext import callbacks
 from keras_seqext import datasets
 from keras_seqext import layers
 from keras_seqext import metrics
+from keras_seqext.callbacks import GradientNormMonitor
 from keras_seqext.callbacks import ScheduledSampling
 from keras_seqext.layers import AttentionDecoder
 from keras_seqext.layers import AttentionDecoderCell

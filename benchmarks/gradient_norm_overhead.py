@@ -1,0 +1,168 @@
+"""What `GradientNormMonitor` costs: training steps/s with and without it.
+
+The model is the attention tutorial's (an LSTM(150) encoder read by
+`AttentionDecoder(150, 50)`, on `copy_first`: 5 integers in [0, 50),
+one-hot), trained with Adam at batch size 16 on 4992 samples, 312 steps an
+epoch (no partial batch, whose new shape would trace the step again).
+Small steps are the hard case for the monitor: its cost per step
+(reducing the gradients to norms, and waiting for the step's logs) is
+fixed, so the smaller the step, the larger its share.
+
+For each backend, in its own process, the script trains four models from
+the same weights: without callbacks; with a callback that does nothing at
+the end of each step (the reference: any such callback makes Keras wait
+for each step's logs before it starts the next step, which JAX would
+otherwise overlap); with the monitor logging every step; and logging every
+10 steps. One epoch per `fit` call, taking turns epoch by epoch so that a
+slow spell of the machine hits all four alike. Each call
+traces its train step again (the monitor hooks the optimizer for one `fit`
+and unhooks it at its end), so an epoch is timed from the end of its 10th
+step to the end of `fit`. Steps/s is the median over `--epochs` epochs,
+after one warm-up epoch each. Overhead is the relative loss of steps/s
+against the model without callbacks.
+
+Run it (all three backends, one table):
+
+    .venv/bin/python benchmarks/gradient_norm_overhead.py [--epochs 5]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+BACKENDS = ("tensorflow", "jax", "torch")
+CONFIGURATIONS = {
+    "no callback": None,
+    "a callback per step": 0,
+    "monitor, every step": 1,
+    "monitor, every 10 steps": 10,
+}
+SAMPLES = 4992
+UNTIMED_STEPS = 10  # tracing and compilation happen in the first
+BATCH_SIZE = 16
+UNITS = 150
+
+
+def measure(epochs):
+    """Steps/s per configuration on the backend of this process."""
+    import keras
+
+    import keras_seqext
+
+    x, y = keras_seqext.datasets.copy_first(SAMPLES, seed=1)
+    keras.utils.set_random_seed(0)
+    models, monitors = {}, {}
+    for name, log_every in CONFIGURATIONS.items():
+        model = keras.Sequential(
+            [
+                keras.Input(x.shape[1:]),
+                keras.layers.LSTM(UNITS, return_sequences=True),
+                keras_seqext.AttentionDecoder(UNITS, y.shape[-1]),
+            ]
+        )
+        if models:
+            model.set_weights(next(iter(models.values())).get_weights())
+        model.compile(optimizer="adam", loss="categorical_crossentropy")
+        models[name] = model
+        monitors[name] = _callbacks(keras, keras_seqext, log_every)
+
+    timed_steps = SAMPLES // BATCH_SIZE - UNTIMED_STEPS
+    steps_per_second = {name: [] for name in CONFIGURATIONS}
+    for epoch in range(epochs + 1):  # epoch 0 warms up
+        for name, model in models.items():
+            start = []
+            timer = keras.callbacks.LambdaCallback(
+                on_train_batch_end=lambda batch, logs: (
+                    start.append(time.perf_counter())
+                    if batch == UNTIMED_STEPS - 1
+                    else None
+                )
+            )
+            model.fit(
+                x,
+                y,
+                batch_size=BATCH_SIZE,
+                epochs=1,
+                verbose=0,
+                callbacks=[*monitors[name], timer],
+            )
+            # `fit` returns once the epoch's logs are computed: in sync.
+            seconds = time.perf_counter() - start[0]
+            if epoch > 0:
+                steps_per_second[name].append(timed_steps / seconds)
+    return {
+        name: statistics.median(values)
+        for name, values in steps_per_second.items()
+    }
+
+
+def _callbacks(keras, keras_seqext, log_every):
+    if log_every is None:
+        return []
+    if log_every == 0:
+        # Any callback with a batch-end method makes Keras wait for each
+        # step's logs before it starts the next step, monitor or not.
+        return [
+            keras.callbacks.LambdaCallback(
+                on_train_batch_end=lambda batch, logs: None
+            )
+        ]
+    return [keras_seqext.GradientNormMonitor(log_every_n_steps=log_every)]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS))
+    parser.add_argument(
+        "--measure", action="store_true", help=argparse.SUPPRESS
+    )
+    arguments = parser.parse_args()
+    if arguments.measure:
+        print(json.dumps(measure(arguments.epochs)))
+        return
+
+    compared = list(CONFIGURATIONS)[1:]
+    print(
+        f"| backend | {' | '.join(CONFIGURATIONS)} | "
+        + " | ".join(f"overhead, {name}" for name in compared)
+        + " |"
+    )
+    print("|---" * (2 * len(CONFIGURATIONS)) + "|")
+    for backend in arguments.backends:
+        result = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--measure",
+                "--epochs",
+                str(arguments.epochs),
+            ],
+            env={**os.environ, "KERAS_BACKEND": backend},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        rates = json.loads(result.stdout.strip().splitlines()[-1])
+        baseline = rates["no callback"]
+        overheads = [1 - rates[name] / baseline for name in compared]
+        print(
+            f"| {backend} | "
+            + " | ".join(f"{rates[name]:.1f}" for name in CONFIGURATIONS)
+            + " | "
+            + " | ".join(f"{overhead:+.1%}" for overhead in overheads)
+            + " |",
+            flush=True,
+        )
+    print(
+        f"\nsteps/s at batch size {BATCH_SIZE}, median of "
+        f"{arguments.epochs} epochs after one warm-up epoch each."
+    )
+
+
+if __name__ == "__main__":
+    main()
