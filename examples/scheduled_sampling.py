@@ -41,6 +41,7 @@ import time
 
 import keras
 import numpy as np
+from _tables import markdown_table
 
 import keras_seqext
 
@@ -155,19 +156,6 @@ def train(probability, callbacks, data, args):
         epsilons.append(logged[-1] if logged else probability)
         scores.append(score(model, decoder, x_test, y_test))
     return epsilons, scores, seconds
-
-
-def markdown_table(header, rows):
-    """A Markdown table, the first column left-aligned, the others right."""
-    widths = [max(map(len, column)) for column in zip(header, *rows)]
-
-    def line(cells):
-        padded = [cells[0].ljust(widths[0])]
-        padded += [cell.rjust(w) for cell, w in zip(cells[1:], widths[1:])]
-        return "| " + " | ".join(padded) + " |"
-
-    rule = "|" + "|".join("-" * (width + 2) for width in widths) + "|"
-    return "\n".join([line(header), rule, *map(line, rows)])
 
 
 def plot(results, path):

@@ -17,6 +17,16 @@ def check_positive_int(owner, name, value, allow_none=False):
     return int(value)
 
 
+def check_bool(owner, name, value):
+    """Returns `value` if it is a bool (a truthy string is a mistake)."""
+    if not isinstance(value, bool):
+        raise ValueError(
+            f"Invalid value for argument `{name}` of {owner}. Expected True "
+            f"or False. Received: {name}={value!r}"
+        )
+    return value
+
+
 def check_probability(owner, name, value):
     """Returns `value` if it is a real number in [0, 1]."""
     is_real = isinstance(value, numbers.Real) and not isinstance(value, bool)

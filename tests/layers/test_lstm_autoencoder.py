@@ -252,6 +252,8 @@ class TestLSTMAutoencoderErrors:
             ({"output_dim": 0}, "output_dim"),
             ({"dropout": 1.0}, "dropout"),
             ({"recurrent_dropout": -0.1}, "recurrent_dropout"),
+            ({"reverse_reconstruction": "no"}, "reverse_reconstruction"),
+            ({"return_encoding": 1}, "return_encoding"),
         ],
     )
     def test_bad_argument(self, kwargs, argument):
