@@ -1,0 +1,326 @@
+"""Training and inference speed of the attention tutorial's model, one backend.
+
+What: trains the seed model of `examples/copy_first.py`, an `LSTM(150)`
+encoder returning every state read by `keras_seqext.AttentionDecoder(150,
+50)`, on 5000 copy-first samples (the first 2 of 5 integers in [0, 50),
+one-hot) with Adam (learning rate 1e-3) and categorical cross-entropy, for
+a fixed number of epochs. It then prints one JSON line: training samples/s
+after warm-up, inference samples/s, peak resident memory, held-out
+exact-match accuracy, the floating-point work of one training sample and the
+float32 matmul speed the backend reaches on this machine.
+
+Why: issue 8 compares keras-seqext with a hand-written PyTorch model, the
+"peer" (`torch_attention_peer.py` in the shared `peers/` folder), run side by
+side on the same machine, and with the GEMM bound, the speed the model would
+reach if all its work ran as fast as one large matmul. The set-up matches the
+peer's: the same samples, epochs, batch size, units, optimizer and learning
+rate. `run_all.py` runs this script for each backend and batch size and
+prints the table.
+
+How the numbers are taken:
+
+- Training: one `fit` over all epochs; a callback times each epoch. The
+  first epoch is the warm-up (it includes tracing and compiling the train
+  step, for the full and the last partial batch) and is reported apart;
+  `train_samples_per_second` covers the later epochs. So `--epochs` must be
+  at least 2, and the model trains exactly as many epochs as the peer does.
+- Inference: `predict` on 1000 held-out samples as one batch, once to
+  warm up, then the median of 5 timed calls (as the peer does).
+- Accuracy: the fraction of held-out sequences whose argmax is right at
+  every step, computed with NumPy from those predictions.
+- Peak RSS: `getrusage(RUSAGE_SELF).ru_maxrss`, read before the matmul
+  measurement, which allocates arrays of its own.
+- Matmul speed: `keras.ops.matmul` of two float32 2048 x 2048 matrices on
+  the backend, the best of 5 after one warm-up call.
+- FLOP per training sample: see `training_flop_per_sample`.
+
+The backend is fixed when Keras is imported, so each process runs one:
+
+    KERAS_BACKEND=jax .venv/bin/python benchmarks/attention_decoder.py \\
+        [--batch-size 16] [--epochs 10] [--length 5] [--train-samples 5000] \\
+        [--jit-compile auto] [--train-only] [--json-only]
+
+`--length T` sets the input and output length (copying all T integers) for
+the length sweep, where `--train-only` skips inference and accuracy.
+"""
+
+import argparse
+import json
+import random
+import resource
+import statistics
+import sys
+import time
+
+import keras
+import numpy as np
+from keras import ops
+
+import keras_seqext
+
+CARDINALITY = 50  # integers in [0, 50), one-hot encoded
+UNITS = 150  # encoder and decoder units, as in the tutorial
+TUTORIAL_LENGTH = 5  # input and output steps of the tutorial's task
+TUTORIAL_COPIED = 2  # the first 2 are copied, the rest of the target is 0
+TEST_SAMPLES = 1000
+PREDICT_REPEATS = 5
+MATMUL_SIZE = 2048
+MATMUL_REPEATS = 5
+# Backpropagation through a matmul costs two matmuls of the same size (the
+# gradients of both operands), so a training step is about three forward
+# passes.
+FORWARD_PASSES_PER_TRAINING_STEP = 3
+
+
+def training_flop_per_sample(length, features=CARDINALITY, units=UNITS):
+    """The floating-point operations of one training sample of the model.
+
+    Counts matmuls only, at 2 FLOP per multiply-add; the element-wise work
+    (activations, the additive score's sums, softmax, the loss and the
+    optimizer) is left out. With `T = length` input and output steps, `F`
+    one-hot features (also the decoder's output size) and `U` units for the
+    encoder, the decoder and so the memory, the forward pass of one sample
+    is:
+
+    ```
+    encoder LSTM, T steps of [x, h] (F + U) x 4U:    T * 8U(F + U)
+    decoder keys U_a h (T rows) and s_0 = W_s h_0:   2U^2 (T + 1)
+    decoder, T steps of
+        s  x [W_a | U_r | U_z | U_o]  U x (3U + F):  2U(3U + F)
+        [y, c] x the gate and output blocks:         2(F + U)(3U + F)
+        (r * s) x U_p                 U x U:         2U^2
+        v_a . tanh(...) and the context sum:         2T * 2U
+    ```
+
+    and training is `FORWARD_PASSES_PER_TRAINING_STEP` (3) forward passes.
+    For the tutorial's shapes (T = 5, F = 50, U = 150) that is 3.46 MFLOP
+    forward and 10.4 MFLOP per training sample. The attention terms grow as
+    `T^2`: at T = 320 they are about a fifth of the work.
+
+    Args:
+        length: the input and output length `T`.
+        features: the one-hot size `F`. Defaults to `CARDINALITY`.
+        units: the units `U`. Defaults to `UNITS`.
+
+    Returns:
+        The FLOP of one training sample, an integer.
+    """
+    encoder = length * 8 * units * (features + units)
+    keys_and_initial_state = 2 * units * units * (length + 1)
+    gates_dim = 3 * units + features
+    decoder_step = (
+        2 * units * gates_dim
+        + 2 * (features + units) * gates_dim
+        + 2 * units * units
+        + 2 * length * 2 * units
+    )
+    forward = encoder + keys_and_initial_state + length * decoder_step
+    return FORWARD_PASSES_PER_TRAINING_STEP * forward
+
+
+def seed_model(length):
+    """The tutorial's model: LSTM encoder, then the attention decoder."""
+    return keras.Sequential(
+        [
+            keras.Input((length, CARDINALITY)),
+            keras.layers.LSTM(UNITS, return_sequences=True),
+            keras_seqext.AttentionDecoder(UNITS, CARDINALITY),
+        ]
+    )
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Records the wall time and loss of each epoch.
+
+    Keras turns the logs into Python floats before `on_epoch_end`, which
+    waits for the epoch's last step, so the times hold on JAX's asynchronous
+    dispatch too. Only epoch hooks are defined, so that per-batch dispatch
+    stays asynchronous.
+    """
+
+    def __init__(self, verbose):
+        super().__init__()
+        self.verbose = verbose
+
+    def on_train_begin(self, logs=None):
+        # Reset, so that a second `fit` starts a new record.
+        self.seconds = []
+        self.losses = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._epoch_start)
+        self.losses.append(logs["loss"])
+        if self.verbose:
+            print(
+                f"epoch {epoch + 1}/{self.params['epochs']}: "
+                f"loss {logs['loss']:.4f}, {self.seconds[-1]:.2f} s",
+                file=sys.stderr,
+            )
+
+
+def median_predict_seconds(model, x):
+    """One warm-up `predict`, then the median seconds of a few timed ones;
+    returns the predictions too."""
+    predictions = model.predict(x, batch_size=len(x), verbose=0)
+    seconds = []
+    for _ in range(PREDICT_REPEATS):
+        start = time.perf_counter()
+        predictions = model.predict(x, batch_size=len(x), verbose=0)
+        seconds.append(time.perf_counter() - start)
+    return predictions, statistics.median(seconds)
+
+
+def matmul_flops_per_second(size=MATMUL_SIZE):
+    """The best float32 matmul speed of the backend, in FLOP/s."""
+    rng = np.random.default_rng(0)
+    a, b = (
+        ops.convert_to_tensor(rng.standard_normal((size, size), "float32"))
+        for _ in range(2)
+    )
+    best = float("inf")
+    for _ in range(MATMUL_REPEATS + 1):  # the first call warms up
+        start = time.perf_counter()
+        product = ops.matmul(a, b)
+        # Reading one element waits for JAX's asynchronous dispatch.
+        ops.convert_to_numpy(product[0, 0])
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def peak_rss_mb():
+    """This process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=10,
+        help="epochs in all, the first being the warm-up (at least 2)",
+    )
+    parser.add_argument(
+        "--length",
+        type=int,
+        default=TUTORIAL_LENGTH,
+        help="input and output steps; other than 5, every integer is copied",
+    )
+    parser.add_argument("--train-samples", type=int, default=5000)
+    parser.add_argument(
+        "--jit-compile",
+        choices=["auto", "true", "false"],
+        default="auto",
+        help="`model.compile(jit_compile=...)`; auto is XLA on JAX, a "
+        "tf.function without XLA on a CPU-only TensorFlow, eager on torch",
+    )
+    parser.add_argument(
+        "--train-only",
+        action="store_true",
+        help="skip inference and accuracy (for the length sweep)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the weights, the training data and the shuffling; "
+        "the held-out data uses seed + 1",
+    )
+    parser.add_argument(
+        "--json-only",
+        action="store_true",
+        help="print only the final JSON line",
+    )
+    args = parser.parse_args()
+    if args.epochs < 2:
+        parser.error(
+            "--epochs must be at least 2: the first epoch is the warm-up "
+            f"and is not timed. Received: --epochs {args.epochs}"
+        )
+    return args
+
+
+def copy_first(n_samples, length, seed):
+    """The tutorial's task at length 5; at other lengths, copy everything."""
+    copied = TUTORIAL_COPIED if length == TUTORIAL_LENGTH else length
+    return keras_seqext.datasets.copy_first(
+        n_samples, n_in=length, n_out=copied, seed=seed
+    )
+
+
+def seed_weights_and_shuffling(seed):
+    """Seeds the weights on every backend and the shuffling on JAX.
+
+    Keras draws the seeds of unseeded initializers from Python's `random`,
+    and shuffles NumPy arrays for JAX with NumPy's global generator; the
+    TensorFlow and torch backends shuffle with their own generators, left
+    unseeded. `keras.utils.set_random_seed` would seed those too, but it
+    imports TensorFlow whenever it is installed, which adds about 460 MB to
+    the peak RSS of a JAX or torch run.
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def main():
+    args = parse_args()
+    seed_weights_and_shuffling(args.seed)
+    x_train, y_train = copy_first(args.train_samples, args.length, args.seed)
+    model = seed_model(args.length)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=1e-3),
+        loss="categorical_crossentropy",
+        jit_compile={"auto": "auto", "true": True, "false": False}[
+            args.jit_compile
+        ],
+    )
+    timer = EpochTimer(verbose=not args.json_only)
+    model.fit(
+        x_train,
+        y_train,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        callbacks=[timer],
+        verbose=0,
+    )
+    timed_seconds = sum(timer.seconds[1:])
+    train_rate = (args.epochs - 1) * args.train_samples / timed_seconds
+    result = {
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "jit_compile": model.jit_compile,
+        "batch_size": args.batch_size,
+        "epochs": args.epochs,
+        "length": args.length,
+        "train_samples": args.train_samples,
+        "warmup_epoch_seconds": round(timer.seconds[0], 3),
+        "timed_seconds": round(timed_seconds, 3),
+        "train_samples_per_second": round(train_rate, 1),
+        "final_loss": round(timer.losses[-1], 5),
+    }
+    if not args.train_only:
+        x_test, y_test = copy_first(TEST_SAMPLES, args.length, args.seed + 1)
+        predictions, predict_seconds = median_predict_seconds(model, x_test)
+        exact = (predictions.argmax(-1) == y_test.argmax(-1)).all(axis=1)
+        result.update(
+            predict_samples_per_second=round(TEST_SAMPLES / predict_seconds, 1),
+            accuracy=float(exact.mean()),
+        )
+    result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    flop = training_flop_per_sample(args.length)
+    matmul_flops = matmul_flops_per_second()
+    result.update(
+        params=model.count_params(),
+        flop_per_training_sample=flop,
+        matmul_gflops=round(matmul_flops / 1e9, 2),
+        share_of_backend_gemm_bound=round(train_rate * flop / matmul_flops, 4),
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

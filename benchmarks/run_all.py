@@ -1,0 +1,392 @@
+"""Runs the AttentionDecoder benchmark on every backend and the peer; prints
+the tables.
+
+What: for each batch size, runs the PyTorch peer (`torch_attention_peer.py`
+in the shared `peers/` folder) and `attention_decoder.py` on TensorFlow, JAX
+and PyTorch, each in its own process with the same samples, epochs and
+learning rate, and prints one markdown table: training samples/s and its
+ratio to the peer's, inference samples/s, peak resident memory, held-out
+exact match, and the share of the GEMM bound. Then a length sweep
+(T_in = T_out = 5, 20, 80, 320) times training on each backend and fits
+`log(time per sample) = a + k log(T)`, printing the exponent `k`
+(1 means linear growth).
+
+Why: issue 8 asks how keras-seqext compares with a careful hand-written
+PyTorch model, how close it comes to what the machine can do, and how its
+cost grows with the sequence length.
+
+How to run, from the repository root (a full run takes about an hour on the
+2-core benchmark machine; nothing else should be running):
+
+    .venv/bin/python benchmarks/run_all.py
+    .venv/bin/python benchmarks/run_all.py --backends jax \\
+        --batch-sizes 128 --epochs 2 --skip-sweep            # quick check
+
+The GEMM bound is the samples/s the model would reach if all its matmul
+work (`training_flop_per_sample` in `attention_decoder.py`, 10.4 MFLOP per
+sample) ran at the best float32 2048 x 2048 matmul speed measured on this
+machine: NumPy's here, and each backend's inside its own run. Peak RSS is
+the kernel's `ru_maxrss` of each process: the benchmark reads its own after
+inference, and `os.wait4` reads the peer's when it ends.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+BENCHMARK = Path(__file__).with_name("attention_decoder.py")
+DEFAULT_PEER = Path("/work/shared/peers/torch_attention_peer.py")
+BACKENDS = ("tensorflow", "jax", "torch")
+BATCH_SIZES = (16, 128, 512)
+# Epochs per batch size, the same for the peer and the backends. Batch 16
+# keeps the peer's default, 10 epochs (3130 updates). Larger batches make
+# fewer updates per epoch and need more epochs to pass 99% exact match with
+# some margin: on JAX, batch 128 reached 99.0% after 30 epochs and 99.3%
+# after 40; batch 512 98.6% after 80, 99.0% after 120 and 99.6% after 200.
+EPOCHS_BY_BATCH_SIZE = {16: 10, 128: 40, 512: 200}
+SWEEP_LENGTHS = (5, 20, 80, 320)
+# Small, because training keeps every decoder step's (batch, T, units)
+# attention activations for the backward pass: T^2 * units floats per
+# sample, 2-3 GB at batch 16 and T = 320 (about 17 GB at batch 128 on JAX).
+SWEEP_BATCH_SIZE = 16
+SWEEP_EPOCHS = 2  # the first is the warm-up, so one is timed
+# Each sweep epoch holds about this many sample steps (2000 samples at
+# T = 5), in whole batches, so that every length gets a similar budget; but
+# at least this many batches, so that an epoch is more than one batch.
+SWEEP_SAMPLE_STEPS = 10_000
+SWEEP_MIN_BATCHES = 4
+MATMUL_SIZE = 2048
+MATMUL_REPEATS = 5
+TAIL_LINES = 20  # of a failed run's stderr
+
+
+def cores():
+    """The CPU cores this process may use; the backends use all of them."""
+    return len(os.sched_getaffinity(0))
+
+
+def numpy_matmul_flops_per_second(size=MATMUL_SIZE):
+    """The best float32 matmul speed of NumPy's BLAS, in FLOP/s."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size), "float32")
+    b = rng.standard_normal((size, size), "float32")
+    best = float("inf")
+    for _ in range(MATMUL_REPEATS + 1):  # the first call warms up
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def run_json(command, env=None):
+    """Runs `command`; returns its last stdout line, parsed as JSON, and
+    the process's peak RSS in MB.
+
+    The child's stderr goes to a temporary file, shown only if it fails.
+    """
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=stderr, env=env
+        )
+        stdout = process.stdout.read().decode()
+        process.stdout.close()
+        # wait4, unlike Popen.wait, returns the child's own resource usage.
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            stderr.seek(0)
+            tail = stderr.read().decode().splitlines()[-TAIL_LINES:]
+            raise RuntimeError(
+                f"{' '.join(map(str, command))} exited with "
+                f"{process.returncode}:\n" + "\n".join(tail)
+            )
+    result = json.loads(stdout.strip().splitlines()[-1])
+    return result, usage.ru_maxrss / 1024  # Linux reports KiB
+
+
+def run_backend(backend, flags):
+    """One run of `attention_decoder.py` on `backend` with `flags`.
+
+    Its JSON has the peak RSS it read itself, before measuring its matmul.
+    """
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    command = [sys.executable, str(BENCHMARK), "--json-only", *flags]
+    result, _ = run_json(command, env)
+    return result
+
+
+def run_peer(peer, batch_size, epochs):
+    """One run of the PyTorch peer, on as many threads as the backends use;
+    its peak RSS is added to its JSON as `"peak_rss_mb"`."""
+    command = [
+        sys.executable,
+        str(peer),
+        "--batch-size",
+        str(batch_size),
+        "--epochs",
+        str(epochs),
+        "--threads",
+        str(cores()),
+        "--json-only",
+    ]
+    result, peak_rss_mb = run_json(command)
+    return {**result, "peak_rss_mb": peak_rss_mb}
+
+
+def sweep_train_samples(length, batch_size):
+    """Whole batches holding about `SWEEP_SAMPLE_STEPS` sample steps."""
+    batches = round(SWEEP_SAMPLE_STEPS / (length * batch_size))
+    return batch_size * max(SWEEP_MIN_BATCHES, batches)
+
+
+def seconds_per_sample(run):
+    """Timed training seconds per sample of a run (unrounded, unlike its
+    samples/s, which matters for the slow long sequences)."""
+    timed_samples = (run["epochs"] - 1) * run["train_samples"]
+    return run["timed_seconds"] / timed_samples
+
+
+def log_log_slope(lengths, values):
+    """The exponent `k` of the least-squares fit `values ~ lengths^k`."""
+    slope, _ = np.polyfit(np.log(lengths), np.log(values), 1)
+    return slope
+
+
+def progress(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def markdown_table(header, rows):
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def speed_table(results, bound_flops):
+    """The main table: one row per batch size and runner, peer first."""
+    rows = []
+    for batch_size, peer, runs in results:
+        flop = runs[0]["flop_per_training_sample"]
+        named_runs = [("peer (torch eager)", peer)] + [
+            (run["backend"] + (" (jit)" if run["jit_compile"] else ""), run)
+            for run in runs
+        ]
+        for name, run in named_runs:
+            rate = run["train_samples_per_second"]
+            warmup = run.get("warmup_epoch_seconds")
+            rows.append(
+                [
+                    name,
+                    str(batch_size),
+                    str(run["epochs"]),
+                    f"{rate:,.0f}",
+                    f"{rate / peer['train_samples_per_second']:.2f}",
+                    f"{run['predict_samples_per_second']:,.0f}",
+                    f"{run['peak_rss_mb']:,.0f}",
+                    f"{run['accuracy']:.1%}",
+                    f"{rate * flop / bound_flops:.1%}",
+                    "-" if warmup is None else f"{warmup:.1f}",
+                ]
+            )
+    header = [
+        "backend",
+        "batch",
+        "epochs",
+        "train samples/s",
+        "ratio to peer",
+        "inference samples/s",
+        "peak RSS MB",
+        "accuracy",
+        "share of GEMM bound",
+        "warm-up epoch s",
+    ]
+    return markdown_table(header, rows)
+
+
+def sweep_table(lengths, sweep, flop_by_length):
+    """Milliseconds per training sample by length, and the fitted exponent;
+    the FLOP count's own exponent comes first, for comparison."""
+    flops = [flop_by_length[length] for length in lengths]
+    rows = [
+        ["MFLOP per training sample"]
+        + [f"{flop / 1e6:,.1f}" for flop in flops]
+        + [f"{log_log_slope(lengths, flops):.2f}"]
+    ]
+    for backend, runs in sweep.items():
+        ms_per_sample = [1e3 * seconds_per_sample(run) for run in runs]
+        rows.append(
+            [f"{backend} ms per sample"]
+            + [f"{ms:.3f}" for ms in ms_per_sample]
+            + [f"{log_log_slope(lengths, ms_per_sample):.2f}"]
+        )
+    header = ["T_in = T_out"] + [str(length) for length in lengths]
+    return markdown_table(header + ["exponent k"], rows)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS)
+    )
+    parser.add_argument(
+        "--batch-sizes", nargs="+", type=int, default=list(BATCH_SIZES)
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        help="epochs at every batch size, for the peer and the backends "
+        f"(at least 2). Defaults to {EPOCHS_BY_BATCH_SIZE} by batch size",
+    )
+    parser.add_argument(
+        "--jit-compile",
+        choices=["auto", "true", "false"],
+        default="auto",
+        help="passed to every backend run",
+    )
+    parser.add_argument("--peer", type=Path, default=DEFAULT_PEER)
+    parser.add_argument("--skip-sweep", action="store_true")
+    parser.add_argument(
+        "--sweep-lengths", nargs="+", type=int, default=list(SWEEP_LENGTHS)
+    )
+    parser.add_argument(
+        "--sweep-batch-size", type=int, default=SWEEP_BATCH_SIZE
+    )
+    parser.add_argument(
+        "--sweep-epochs",
+        type=int,
+        default=SWEEP_EPOCHS,
+        help="epochs per sweep run, the first being the warm-up",
+    )
+    args = parser.parse_args()
+    if args.epochs is None:
+        unknown = set(args.batch_sizes) - set(EPOCHS_BY_BATCH_SIZE)
+        if unknown:
+            parser.error(
+                f"no default epochs for batch sizes {sorted(unknown)}; "
+                "pass --epochs"
+            )
+    for flag, epochs in [
+        ("--epochs", args.epochs),
+        ("--sweep-epochs", args.sweep_epochs),
+    ]:
+        if epochs is not None and epochs < 2:
+            parser.error(
+                f"{flag} must be at least 2: the first epoch is the warm-up "
+                f"and is not timed. Received: {flag} {epochs}"
+            )
+    if not args.skip_sweep and len(set(args.sweep_lengths)) < 2:
+        parser.error(
+            "--sweep-lengths needs at least 2 lengths to fit an exponent. "
+            f"Received: {args.sweep_lengths}"
+        )
+    if not args.peer.is_file():
+        parser.error(f"--peer: no such file: {args.peer}")
+    args.jit_flag = ["--jit-compile", args.jit_compile]
+    return args
+
+
+def run_speed(args):
+    """The peer and each backend at each batch size: a list of
+    `(batch_size, peer_result, backend_results)`."""
+    results = []
+    for batch_size in args.batch_sizes:
+        epochs = args.epochs or EPOCHS_BY_BATCH_SIZE[batch_size]
+        peer = run_peer(args.peer, batch_size, epochs)
+        progress(f"peer, batch {batch_size}: {json.dumps(peer)}")
+        runs = []
+        for backend in args.backends:
+            flags = ["--batch-size", str(batch_size), "--epochs", str(epochs)]
+            runs.append(run_backend(backend, flags + args.jit_flag))
+            progress(f"{backend}, batch {batch_size}: {json.dumps(runs[-1])}")
+        results.append((batch_size, peer, runs))
+    return results
+
+
+def run_sweep(args):
+    """Training only, at each length: `{backend: [result per length]}`."""
+    sweep = {}
+    for backend in args.backends:
+        sweep[backend] = []
+        for length in args.sweep_lengths:
+            samples = sweep_train_samples(length, args.sweep_batch_size)
+            flags = [
+                "--length",
+                str(length),
+                "--train-samples",
+                str(samples),
+                "--batch-size",
+                str(args.sweep_batch_size),
+                "--epochs",
+                str(args.sweep_epochs),
+                "--train-only",
+            ]
+            sweep[backend].append(run_backend(backend, flags + args.jit_flag))
+            progress(f"{backend}, T={length}: {json.dumps(sweep[backend][-1])}")
+    return sweep
+
+
+def main():
+    args = parse_args()
+    numpy_flops = numpy_matmul_flops_per_second()
+    progress(f"NumPy float32 matmul: {numpy_flops / 1e9:.1f} GFLOP/s")
+    results = run_speed(args)
+    sweep = {} if args.skip_sweep else run_sweep(args)
+
+    # The bound is the fastest matmul seen: NumPy's or any backend run's.
+    matmul_flops = {"NumPy": numpy_flops}
+    backend_runs = [run for _, _, runs in results for run in runs]
+    backend_runs += [run for runs in sweep.values() for run in runs]
+    for run in backend_runs:
+        matmul_flops[run["backend"]] = max(
+            matmul_flops.get(run["backend"], 0), run["matmul_gflops"] * 1e9
+        )
+    bound_source = max(matmul_flops, key=matmul_flops.get)
+    bound_flops = matmul_flops[bound_source]
+
+    print(f"\n## Training and inference, {cores()} cores\n")
+    print(speed_table(results, bound_flops))
+    flop = results[0][2][0]["flop_per_training_sample"]
+    print(
+        f"\nGEMM bound: {bound_flops / 1e9:.1f} GFLOP/s (the best "
+        f"{MATMUL_SIZE}x{MATMUL_SIZE} float32 matmul, {bound_source}'s) / "
+        f"{flop / 1e6:.2f} MFLOP per training sample = "
+        f"{bound_flops / flop:,.0f} samples/s. Training samples/s are "
+        "timed after the first (warm-up) epoch for the backends, over all "
+        "epochs for the peer (eager, nothing to compile)."
+    )
+    batch_size, _, runs = max(results, key=lambda result: result[0])
+    fastest = max(runs, key=lambda run: run["train_samples_per_second"])
+    print(
+        f"Fastest backend at batch {batch_size}: {fastest['backend']}, "
+        f"{fastest['train_samples_per_second'] * flop / bound_flops:.1%} of "
+        "the GEMM bound."
+    )
+    if sweep:
+        flop_by_length = {
+            run["length"]: run["flop_per_training_sample"]
+            for runs in sweep.values()
+            for run in runs
+        }
+        print(
+            f"\n## Length sweep: training, batch {args.sweep_batch_size}, "
+            f"timed epochs: {args.sweep_epochs - 1}\n"
+        )
+        print(sweep_table(args.sweep_lengths, sweep, flop_by_length))
+        print(
+            "\nexponent k: least-squares slope of log(time per sample) "
+            "against log(T); k <= 1 is at most linear growth."
+        )
+
+
+if __name__ == "__main__":
+    main()
