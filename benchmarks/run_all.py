@@ -15,8 +15,10 @@ Why: issue 8 asks how keras-seqext compares with a careful hand-written
 PyTorch model, how close it comes to what the machine can do, and how its
 cost grows with the sequence length.
 
-How to run, from the repository root (a full run takes about an hour on the
-2-core benchmark machine; nothing else should be running):
+How to run, from the repository root (a full run takes about half an hour
+on the 2-core benchmark machine, most of it at batch 512; nothing else
+should be running, since two-thread PyTorch in particular slows down many
+times over when another process takes a core):
 
     .venv/bin/python benchmarks/run_all.py
     .venv/bin/python benchmarks/run_all.py --backends jax \\
