@@ -478,7 +478,6 @@ class LSTMAutoencoder(keras.layers.Layer):
         ]
 
     def get_config(self):
-        encoder_config = self.encoder.get_config()
         return {
             **super().get_config(),
             "units": list(self.units),
@@ -487,8 +486,5 @@ class LSTMAutoencoder(keras.layers.Layer):
             "reverse_reconstruction": self.reverse_reconstruction,
             "output_dim": self.output_dim,
             "return_encoding": self.return_encoding,
-            **{
-                name: encoder_config[name]
-                for name in self.encoder.lstm_arguments
-            },
+            **self.encoder.lstm_arguments,
         }
