@@ -1,5 +1,7 @@
 """The Bahdanau attention decoder: `AttentionDecoderCell` and its RNN."""
 
+import contextlib
+
 import keras
 from keras import ops
 
@@ -80,12 +82,11 @@ class AttentionDecoderCell(keras.layers.Layer):
     `recurrent_kernel`, and no keys.
 
     The cell is normally driven by `AttentionDecoder`. It is built on the
-    shape of the encoder sequence, `(batch, T_in, memory_dim)`. Keras 3's
-    `RNN` passes no constants to a cell, so the encoder memory travels with
-    the recurrent states, unchanged from step to step:
-    `states = [y, s, memory, keys]`, plus a `(batch, 1, T_in)` mask when
-    the encoder sequence is masked; `attention_memory()` makes the last
-    entries and `initial_state()` the first two.
+    shape of the encoder sequence, `(batch, T_in, memory_dim)`. Its states
+    are `[y, s]`, made by `initial_state()`; what every step attends to
+    (the memory, its keys and its mask) is made once per sequence by
+    `attention_memory()` and passed to each step as a constant, not as a
+    state, so that a step by hand (as in a beam search) reads it as it is.
 
     Args:
         units: Positive integer, the size of the decoder state `s`.
@@ -127,12 +128,16 @@ class AttentionDecoderCell(keras.layers.Layer):
         inputs: `(batch, output_dim + 1)`: a teacher output and, in the last
             column, 1 where the step is fed that teacher output instead of
             the fed-back `y` (0 otherwise).
-        states: `[y, s, memory, keys]` or `[y, s, memory, keys, mask]`.
+        states: `[y, s]`.
+        attention_memory: What `attention_memory()` returned for the
+            sequence being decoded. `AttentionDecoder` passes it for the
+            length of its own call (Keras 3's `RNN` passes no constants to
+            a cell), so it is only needed when stepping the cell by hand.
 
     Returns:
         A tuple `(step_output, new_states)`: `step_output` is `y'` and the
         attention weights concatenated, `(batch, output_dim + T_in)`;
-        `new_states` is `[feedback(y'), s', memory, keys(, mask)]`.
+        `new_states` is `[feedback(y'), s']`.
     """
 
     def __init__(
@@ -187,6 +192,7 @@ class AttentionDecoderCell(keras.layers.Layer):
         )
         self.state_size = [self.output_dim, self.units]
         self.output_size = self.output_dim
+        self._bound_attention_memory = None
 
     def build(self, memory_shape):
         memory_dim = memory_shape[-1]
@@ -254,8 +260,8 @@ class AttentionDecoderCell(keras.layers.Layer):
                 or None.
 
         Returns:
-            `[memory, keys]`, or `[memory, keys, mask]` with the mask as
-            `(batch, 1, T_in)` in the memory's dtype (RNN states are floats).
+            `[memory, keys]`, or `[memory, keys, mask]` with the mask as a
+            boolean `(batch, 1, T_in)`.
         """
         keys = memory
         if self.score in ("additive", "concat", "general"):
@@ -264,8 +270,17 @@ class AttentionDecoderCell(keras.layers.Layer):
             keys = keys + self.key_bias
         if mask is None:
             return [memory, keys]
-        mask = ops.cast(ops.expand_dims(mask, 1), memory.dtype)
-        return [memory, keys, mask]
+        return [memory, keys, ops.expand_dims(ops.cast(mask, "bool"), 1)]
+
+    @contextlib.contextmanager
+    def attending_to(self, attention_memory):
+        """Within the block, steps called without `attention_memory` use
+        this one: how `AttentionDecoder` hands the memory to its loop."""
+        self._bound_attention_memory = tuple(attention_memory)
+        try:
+            yield
+        finally:
+            self._bound_attention_memory = None
 
     def initial_state(self, memory, mask=None, state=None):
         """The states `[y_0, s_0]`: zeros, and `activation(W_s h_0)`.
@@ -295,9 +310,19 @@ class AttentionDecoderCell(keras.layers.Layer):
         state = self.activation(ops.matmul(first, self.initial_kernel))
         return [output, state]
 
-    def call(self, inputs, states):
-        prev_output, prev_state, memory, keys = states[:4]
-        mask = states[4] if len(states) > 4 else None
+    def call(self, inputs, states, attention_memory=None):
+        if attention_memory is None:
+            attention_memory = self._bound_attention_memory
+        if attention_memory is None:
+            raise ValueError(
+                f"{type(self).__name__} needs the memory to attend to. "
+                "Expected `attention_memory`, as `attention_memory()` makes "
+                "it, or a call inside `attending_to(...)`. Received: "
+                "attention_memory=None"
+            )
+        prev_output, prev_state = states
+        memory, keys = attention_memory[:2]
+        mask = attention_memory[2] if len(attention_memory) > 2 else None
         units, output_dim = self.units, self.output_dim
 
         use_teacher = ops.cast(inputs[:, output_dim:], "bool")
@@ -330,7 +355,7 @@ class AttentionDecoderCell(keras.layers.Layer):
             state_logits + from_inputs[:, 3 * units :]
         )
         step_output = ops.concatenate([output, weights], axis=-1)
-        return step_output, [self._feed_back(output), state, *states[2:]]
+        return step_output, [self._feed_back(output), state]
 
     def _scores(self, query, state, keys):
         """The step's scores, `(batch, 1, T_in)`, from the projected query
@@ -644,16 +669,17 @@ class AttentionDecoder(keras.layers.RNN):
         if initial_state is not None:
             initial_state = keras.tree.flatten(initial_state)[0]
         states = self.cell.initial_state(sequences, mask, initial_state)
-        states += self.cell.attention_memory(sequences, mask)
-
         step_inputs = self._step_inputs(
             sequences, targets if training else None
         )
-        result = super().call(
-            step_inputs, initial_state=states, training=training
-        )
+        with self.cell.attending_to(
+            self.cell.attention_memory(sequences, mask)
+        ):
+            result = super().call(
+                step_inputs, initial_state=states, training=training
+            )
         if self.return_state:
-            step_outputs, _, last_state, *_ = result
+            step_outputs, _, last_state = result
         else:
             step_outputs, last_state = result, None
         outputs = step_outputs[..., : self.output_dim]

@@ -42,7 +42,9 @@ def additive_scores(query, keys, score_vector):
         The scores, `(batch, Tq, Tv)`.
     """
     hidden = ops.tanh(ops.expand_dims(query, 2) + ops.expand_dims(keys, 1))
-    return ops.matmul(hidden, score_vector)
+    # Not matmul(hidden, v_a): XLA on TensorFlow rejects that rank-4 by
+    # rank-1 product once the batch size is not fixed (a last partial batch).
+    return ops.sum(hidden * score_vector, axis=-1)
 
 
 def dot_scores(query, keys):

@@ -527,6 +527,52 @@ class TestAttentionDecoderKerasConventions(TestCase):
         )
         assert len(history.history["loss"]) == 1
 
+    @pytest.mark.parametrize("score", ["additive", "general"])
+    def test_compiled_fit_with_a_partial_last_batch(self, score):
+        """`jit_compile=True` retraces for the last, smaller batch (3 of 7
+        samples at batch size 4), with teacher forcing on."""
+        source = keras.Input((INPUT_LENGTH, MEMORY_DIM))
+        targets = keras.Input((INPUT_LENGTH, OUTPUT_DIM), optional=True)
+        outputs = make_decoder(**SCORE_KWARGS[score])(source, targets=targets)
+        model = keras.Model([source, targets], outputs)
+        model.compile("adam", "categorical_crossentropy", jit_compile=True)
+        y = np.eye(OUTPUT_DIM, dtype="float32")[
+            np.zeros((7, INPUT_LENGTH), int)
+        ]
+        history = model.fit(
+            [random_memory(shape=(7, INPUT_LENGTH, MEMORY_DIM)), y],
+            y,
+            batch_size=4,
+            verbose=0,
+        )
+        assert np.isfinite(history.history["loss"][0])
+
+
+class TestAttentionDecoderCellByHand(TestCase):
+    def test_stepping_the_cell_matches_the_layer(self):
+        """A cell stepped in a Python loop, as a beam search does, with the
+        memory passed to each step, decodes what the layer decodes."""
+        memory = random_memory()
+        decoder = make_decoder(return_attention_weights=True)
+        outputs, weights = decoder(memory, mask=MASK)
+        cell = decoder.cell
+        attention_memory = cell.attention_memory(memory, MASK)
+        states = cell.initial_state(memory, MASK)
+        no_teacher = np.zeros((BATCH, OUTPUT_DIM + 1), "float32")
+        for t in range(INPUT_LENGTH):
+            step_output, states = cell(
+                no_teacher, states, attention_memory=attention_memory
+            )
+            self.assertAllClose(step_output[:, :OUTPUT_DIM], outputs[:, t])
+            self.assertAllClose(step_output[:, OUTPUT_DIM:], weights[:, t])
+
+    def test_a_step_without_memory_is_an_error(self):
+        decoder = make_decoder()
+        decoder(random_memory())
+        states = decoder.cell.initial_state(random_memory())
+        with pytest.raises(ValueError, match="attention_memory"):
+            decoder.cell(np.zeros((BATCH, OUTPUT_DIM + 1), "float32"), states)
+
 
 class TestAttentionDecoderErrors:
     @pytest.mark.parametrize(
