@@ -7,7 +7,7 @@ BACKENDS := tensorflow jax torch
 BACKEND ?= jax
 PIP_INSTALL := $(BIN)/pip install --quiet -c constraints-test.txt
 
-.PHONY: demo test lint format clean
+.PHONY: demo test bench lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ test: $(VENV)/.installed-test
 	done; \
 	if [ -n "$$failed" ]; then echo "FAILED on:$$failed"; exit 1; fi; \
 	echo "All backends passed: $(BACKENDS)"
+
+# The speed table of issue 8 against the PyTorch peer (about half an hour;
+# run it on an otherwise idle machine). BENCH_ARGS go to benchmarks/run_all.py.
+bench: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -25,7 +25,9 @@ How the numbers are taken:
   `train_samples_per_second` covers the later epochs. So `--epochs` must be
   at least 2, and the model trains exactly as many epochs as the peer does.
 - Inference: `predict` on 1000 held-out samples as one batch, once to
-  warm up, then the median of 5 timed calls (as the peer does).
+  warm up, then the median of 5 timed calls (as the peer does). Beside it,
+  the tutorials' slow way: a loop of one `predict` call per sample, over 50
+  of them, after one warm-up call.
 - Accuracy: the fraction of held-out sequences whose argmax is right at
   every step, computed with NumPy from those predictions.
 - Peak RSS: `getrusage(RUSAGE_SELF).ru_maxrss`, read before the matmul
@@ -38,7 +40,7 @@ The backend is fixed when Keras is imported, so each process runs one:
 
     KERAS_BACKEND=jax .venv/bin/python benchmarks/attention_decoder.py \\
         [--batch-size 16] [--epochs 10] [--length 5] [--train-samples 5000] \\
-        [--jit-compile auto] [--train-only] [--json-only]
+        [--jit-compile auto] [--unroll] [--train-only] [--json-only]
 
 `--length T` sets the input and output length (copying all T integers) for
 the length sweep, where `--train-only` skips inference and accuracy.
@@ -64,6 +66,7 @@ TUTORIAL_LENGTH = 5  # input and output steps of the tutorial's task
 TUTORIAL_COPIED = 2  # the first 2 are copied, the rest of the target is 0
 TEST_SAMPLES = 1000
 PREDICT_REPEATS = 5
+PER_SAMPLE_PREDICTS = 50  # samples decoded one `predict` call each
 MATMUL_SIZE = 2048
 MATMUL_REPEATS = 5
 # Backpropagation through a matmul costs two matmuls of the same size (the
@@ -118,13 +121,13 @@ def training_flop_per_sample(length, features=CARDINALITY, units=UNITS):
     return FORWARD_PASSES_PER_TRAINING_STEP * forward
 
 
-def seed_model(length):
+def seed_model(length, unroll=False):
     """The tutorial's model: LSTM encoder, then the attention decoder."""
     return keras.Sequential(
         [
             keras.Input((length, CARDINALITY)),
-            keras.layers.LSTM(UNITS, return_sequences=True),
-            keras_seqext.AttentionDecoder(UNITS, CARDINALITY),
+            keras.layers.LSTM(UNITS, return_sequences=True, unroll=unroll),
+            keras_seqext.AttentionDecoder(UNITS, CARDINALITY, unroll=unroll),
         ]
     )
 
@@ -173,6 +176,16 @@ def median_predict_seconds(model, x):
     return predictions, statistics.median(seconds)
 
 
+def per_sample_predict_seconds(model, x):
+    """Seconds per sample of the tutorials' loop, one `predict` call per
+    sample (after one warm-up call)."""
+    model.predict(x[:1], verbose=0)
+    start = time.perf_counter()
+    for sample in x:
+        model.predict(sample[np.newaxis], verbose=0)
+    return (time.perf_counter() - start) / len(x)
+
+
 def matmul_flops_per_second(size=MATMUL_SIZE):
     """The best float32 matmul speed of the backend, in FLOP/s."""
     rng = np.random.default_rng(0)
@@ -217,6 +230,11 @@ def parse_args():
         default="auto",
         help="`model.compile(jit_compile=...)`; auto is XLA on JAX, a "
         "tf.function without XLA on a CPU-only TensorFlow, eager on torch",
+    )
+    parser.add_argument(
+        "--unroll",
+        action="store_true",
+        help="unroll the encoder's and the decoder's loops (`unroll=True`)",
     )
     parser.add_argument(
         "--train-only",
@@ -270,7 +288,7 @@ def main():
     args = parse_args()
     seed_weights_and_shuffling(args.seed)
     x_train, y_train = copy_first(args.train_samples, args.length, args.seed)
-    model = seed_model(args.length)
+    model = seed_model(args.length, unroll=args.unroll)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=1e-3),
         loss="categorical_crossentropy",
@@ -293,6 +311,7 @@ def main():
         "backend": keras.backend.backend(),
         "keras": keras.__version__,
         "jit_compile": model.jit_compile,
+        "unroll": args.unroll,
         "batch_size": args.batch_size,
         "epochs": args.epochs,
         "length": args.length,
@@ -306,8 +325,14 @@ def main():
         x_test, y_test = copy_first(TEST_SAMPLES, args.length, args.seed + 1)
         predictions, predict_seconds = median_predict_seconds(model, x_test)
         exact = (predictions.argmax(-1) == y_test.argmax(-1)).all(axis=1)
+        per_sample_seconds = per_sample_predict_seconds(
+            model, x_test[:PER_SAMPLE_PREDICTS]
+        )
         result.update(
             predict_samples_per_second=round(TEST_SAMPLES / predict_seconds, 1),
+            per_sample_predict_samples_per_second=round(
+                1 / per_sample_seconds, 1
+            ),
             accuracy=float(exact.mean()),
         )
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)

@@ -174,14 +174,29 @@ def markdown_table(header, rows):
     return "\n".join(lines)
 
 
+def runner_name(run):
+    """The backend, and what was asked of it beyond the defaults."""
+    flags = [
+        flag
+        for flag, on in [("jit", run["jit_compile"]), ("unroll", run["unroll"])]
+        if on
+    ]
+    return run["backend"] + (f" ({', '.join(flags)})" if flags else "")
+
+
+def per_sample_rate(run):
+    """The tutorials' one-`predict`-per-sample loop (not run by the peer)."""
+    rate = run.get("per_sample_predict_samples_per_second")
+    return "-" if rate is None else f"{rate:,.0f}"
+
+
 def speed_table(results, bound_flops):
     """The main table: one row per batch size and runner, peer first."""
     rows = []
     for batch_size, peer, runs in results:
         flop = runs[0]["flop_per_training_sample"]
         named_runs = [("peer (torch eager)", peer)] + [
-            (run["backend"] + (" (jit)" if run["jit_compile"] else ""), run)
-            for run in runs
+            (runner_name(run), run) for run in runs
         ]
         for name, run in named_runs:
             rate = run["train_samples_per_second"]
@@ -194,6 +209,7 @@ def speed_table(results, bound_flops):
                     f"{rate:,.0f}",
                     f"{rate / peer['train_samples_per_second']:.2f}",
                     f"{run['predict_samples_per_second']:,.0f}",
+                    per_sample_rate(run),
                     f"{run['peak_rss_mb']:,.0f}",
                     f"{run['accuracy']:.1%}",
                     f"{rate * flop / bound_flops:.1%}",
@@ -207,6 +223,7 @@ def speed_table(results, bound_flops):
         "train samples/s",
         "ratio to peer",
         "inference samples/s",
+        "one predict per sample, samples/s",
         "peak RSS MB",
         "accuracy",
         "share of GEMM bound",
@@ -255,6 +272,11 @@ def parse_args():
         default="auto",
         help="passed to every backend run",
     )
+    parser.add_argument(
+        "--unroll",
+        action="store_true",
+        help="passed to every backend run: unrolled encoder and decoder",
+    )
     parser.add_argument("--peer", type=Path, default=DEFAULT_PEER)
     parser.add_argument("--skip-sweep", action="store_true")
     parser.add_argument(
@@ -293,7 +315,9 @@ def parse_args():
         )
     if not args.peer.is_file():
         parser.error(f"--peer: no such file: {args.peer}")
-    args.jit_flag = ["--jit-compile", args.jit_compile]
+    args.backend_flags = ["--jit-compile", args.jit_compile] + (
+        ["--unroll"] if args.unroll else []
+    )
     return args
 
 
@@ -308,7 +332,7 @@ def run_speed(args):
         runs = []
         for backend in args.backends:
             flags = ["--batch-size", str(batch_size), "--epochs", str(epochs)]
-            runs.append(run_backend(backend, flags + args.jit_flag))
+            runs.append(run_backend(backend, flags + args.backend_flags))
             progress(f"{backend}, batch {batch_size}: {json.dumps(runs[-1])}")
         results.append((batch_size, peer, runs))
     return results
@@ -332,7 +356,9 @@ def run_sweep(args):
                 str(args.sweep_epochs),
                 "--train-only",
             ]
-            sweep[backend].append(run_backend(backend, flags + args.jit_flag))
+            sweep[backend].append(
+                run_backend(backend, flags + args.backend_flags)
+            )
             progress(f"{backend}, T={length}: {json.dumps(sweep[backend][-1])}")
     return sweep
 
