@@ -5,14 +5,25 @@ Keras layers do: as `<kind>_initializer`, `<kind>_regularizer` and
 
 import keras
 
-ROLES = ("initializer", "regularizer", "constraint")
+# Each role's `get`, which takes a name, a config or an object.
+GETTERS = {
+    "initializer": keras.initializers.get,
+    "regularizer": keras.regularizers.get,
+    "constraint": keras.constraints.get,
+}
+ROLES = tuple(GETTERS)
+
+
+def get_weight_argument(name, value):
+    """`value` of the argument `name` (such as `"kernel_initializer"`) as an
+    object, by the `get` of its role."""
+    return GETTERS[name.rsplit("_", 1)[1]](value)
 
 
 def set_weight_arguments(layer, kind, initializer, regularizer, constraint):
     """Stores the three arguments of `kind` on `layer`, deserialized."""
-    setattr(layer, f"{kind}_initializer", keras.initializers.get(initializer))
-    setattr(layer, f"{kind}_regularizer", keras.regularizers.get(regularizer))
-    setattr(layer, f"{kind}_constraint", keras.constraints.get(constraint))
+    for role, value in zip(ROLES, (initializer, regularizer, constraint)):
+        setattr(layer, f"{kind}_{role}", GETTERS[role](value))
 
 
 def add_weight_of_kind(layer, kind, name, shape):

@@ -9,13 +9,9 @@ from keras_seqext._validation import check_bool
 from keras_seqext._validation import check_choice
 from keras_seqext._validation import check_positive_int
 from keras_seqext._validation import shape_error
+from keras_seqext._weight_arguments import get_weight_argument
 
 MODES = ("reconstruct", "predict", "composite")
-_DESERIALIZERS = {
-    "initializer": keras.initializers.get,
-    "regularizer": keras.regularizers.get,
-    "constraint": keras.constraints.get,
-}
 
 
 def _lstm_arguments(owner, activation, dropout, recurrent_dropout, **weights):
@@ -39,9 +35,8 @@ def _lstm_arguments(owner, activation, dropout, recurrent_dropout, **weights):
         "recurrent_dropout": float(recurrent_dropout),
     }
     for name, value in weights.items():
-        deserialize = _DESERIALIZERS[name.rsplit("_", 1)[1]]
         arguments[name] = keras.saving.serialize_keras_object(
-            deserialize(value)
+            get_weight_argument(name, value)
         )
     return arguments
 
