@@ -2,8 +2,11 @@
 
 from keras_seqext import callbacks
 from keras_seqext import datasets
+from keras_seqext import decoding
 from keras_seqext import layers
 from keras_seqext import metrics
+from keras_seqext import plotting
+from keras_seqext.callbacks import AttentionHeatmap
 from keras_seqext.callbacks import GradientNormMonitor
 from keras_seqext.callbacks import ScheduledSampling
 from keras_seqext.layers import AttentionDecoder

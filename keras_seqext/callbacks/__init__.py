@@ -1,5 +1,6 @@
 """Training callbacks."""
 
+from keras_seqext.callbacks.attention_heatmap import AttentionHeatmap
 from keras_seqext.callbacks.gradient_norm_monitor import GradientNormMonitor
 from keras_seqext.callbacks.scheduled_sampling import ExponentialDecay
 from keras_seqext.callbacks.scheduled_sampling import InverseSigmoidDecay
