@@ -127,7 +127,8 @@ class AttentionDecoderCell(keras.layers.Layer):
     Call arguments:
         inputs: `(batch, output_dim + 1)`: a teacher output and, in the last
             column, 1 where the step is fed that teacher output instead of
-            the fed-back `y` (0 otherwise).
+            the fed-back `y` (0 otherwise); or `(batch, 0)` to feed back `y`
+            (no teacher), which spares the step the choice.
         states: `[y, s]`.
         attention_memory: What `attention_memory()` returned for the
             sequence being decoded. `AttentionDecoder` passes it for the
@@ -325,8 +326,12 @@ class AttentionDecoderCell(keras.layers.Layer):
         mask = attention_memory[2] if len(attention_memory) > 2 else None
         units, output_dim = self.units, self.output_dim
 
-        use_teacher = ops.cast(inputs[:, output_dim:], "bool")
-        fed_output = ops.where(use_teacher, inputs[:, :output_dim], prev_output)
+        fed_output = prev_output
+        if inputs.shape[-1]:
+            use_teacher = ops.cast(inputs[:, output_dim:], "bool")
+            fed_output = ops.where(
+                use_teacher, inputs[:, :output_dim], prev_output
+            )
 
         from_state = ops.matmul(prev_state, self.recurrent_kernel)
         query_size = self._query_size
@@ -710,15 +715,13 @@ class AttentionDecoder(keras.layers.RNN):
         instead of the decoder's own previous output. The coins are drawn
         here, before the loop, because random ops cannot run inside a JAX
         recurrence step. Without targets every step feeds back its own
-        output.
+        output, and the inputs are `(batch, T_out, 0)`: only the loop's
+        length.
         """
         batch_size, input_length = ops.shape(sequences)[:2]
         output_length = self.output_length or input_length
         if targets is None:
-            return ops.zeros(
-                (batch_size, output_length, self.output_dim + 1),
-                sequences.dtype,
-            )
+            return ops.zeros((batch_size, output_length, 0), sequences.dtype)
         targets = ops.cast(targets, sequences.dtype)
         previous_targets = ops.pad(targets[:, :-1], [[0, 0], [1, 0], [0, 0]])
         draws = keras.random.uniform(
