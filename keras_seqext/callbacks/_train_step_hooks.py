@@ -12,9 +12,18 @@
   and handed to the callbacks. (A variable would not do on JAX, whose step
   is a pure function of the state the trainer threads through it: an
   assignment to a variable it does not track is dropped.)
+- `ReplicaSlot`: how a value gets from the first hook to the second.
+
+Under a `tf.distribute` strategy each replica runs the step in a thread of
+its own, and the optimizer's cross-replica update interleaves them: every
+replica reaches `apply` before any reaches `compute_metrics`. So each
+replica keeps its own value, and `watch_gradients` sums the gradients over
+the replicas first (see `_replicas.py`).
 """
 
 import keras
+
+from keras_seqext._replicas import replica_context
 
 
 def watch_gradients(optimizer, on_gradients):
@@ -22,7 +31,8 @@ def watch_gradients(optimizer, on_gradients):
     uses them, until the returned `restore()` is called.
 
     `grads` are as the trainer computed them (scaled by a loss scale, not
-    yet clipped), in the order of the model's trainable variables. While
+    yet clipped), in the order of the model's trainable variables; under a
+    `tf.distribute` strategy, summed over its replicas. While
     `on_gradients` runs, the optimizer's variables (such as a
     `LossScaleOptimizer`'s `dynamic_scale`) read their values in this step,
     also in JAX's stateless step.
@@ -50,7 +60,7 @@ def watch_gradients(optimizer, on_gradients):
                 with keras.name_scope(optimizer.name, caller=optimizer):
                     optimizer.build(trainable_variables)
                 optimizer.built = True
-            on_gradients(list(grads))
+            on_gradients(_sum_over_replicas(list(grads)))
             return apply(grads, trainable_variables)
 
     # An instance attribute shadows the method; deleting it restores it.
@@ -85,3 +95,37 @@ def add_to_step_logs(model, pop_values):
             del model.compute_metrics
 
     return restore
+
+
+class ReplicaSlot:
+    """Holds a value from `put` to `pop` in one train step, one per
+    `tf.distribute` replica."""
+
+    def __init__(self):
+        self._values = {}
+
+    def put(self, value):
+        self._values[replica_context()] = value
+
+    def pop(self):
+        """What this replica `put`, or None; empties its slot."""
+        return self._values.pop(replica_context(), None)
+
+
+def _sum_over_replicas(grads):
+    """`grads` (None for no gradient) summed over the replicas of a
+    `tf.distribute` strategy; as they are outside one.
+
+    Each replica holds the gradients of its share of the global batch (of
+    the loss divided by the number of replicas), which the optimizer sums
+    over the replicas only inside `apply`: summed here, they are those one
+    device would compute, for the cost of one more all-reduce per step.
+    """
+    context = replica_context()
+    if context is None:
+        return grads
+    import tensorflow as tf
+
+    present = [g for g in grads if g is not None]
+    summed = iter(context.all_reduce(tf.distribute.ReduceOp.SUM, present))
+    return [None if g is None else next(summed) for g in grads]

@@ -23,6 +23,11 @@ What this gives and what it costs:
   steps (`log_every_n_steps`) read them, and non-finite norms are caught on
   those steps only. Put the monitor first in the callback list: the
   callbacks after it see `grad_norm` in the step logs.
+- Data-parallel training gives the norm of the gradients of the whole
+  global batch, as one device would: JAX's `keras.distribution` hands the
+  optimizer global arrays; under a `tf.distribute` strategy, whose replicas
+  each hold the gradients of their share, the monitor sums them over the
+  replicas first, one more all-reduce of the gradients per step.
 - Limits: with `steps_per_execution > 1` the norms read are those of the
   last step of each execution; with gradient accumulation they are those of
   each micro-batch; under a `LossScaleOptimizer`, a step whose scaled
@@ -44,6 +49,7 @@ from keras import ops
 
 from keras_seqext._validation import check_choice
 from keras_seqext._validation import check_positive_int
+from keras_seqext.callbacks._train_step_hooks import ReplicaSlot
 from keras_seqext.callbacks._train_step_hooks import add_to_step_logs
 from keras_seqext.callbacks._train_step_hooks import watch_gradients
 
@@ -149,7 +155,7 @@ class GradientNormMonitor(keras.callbacks.Callback):
         self._optimizer = model.optimizer
         # Known at the first trace: TensorFlow builds the model there.
         self._variable_groups = self._layer_names = None
-        self._step_norms = None
+        self._step_norms = ReplicaSlot()
         self._restores = [
             watch_gradients(model.optimizer, self._compute_norms),
             add_to_step_logs(model, self._pop_norms),
@@ -182,11 +188,11 @@ class GradientNormMonitor(keras.callbacks.Callback):
         scale = _loss_scale(self._optimizer)
         if scale is not None:
             norms = norms / ops.cast(scale, norms.dtype)
-        self._step_norms = norms
+        self._step_norms.put(norms)
 
     def _pop_norms(self):
         """Runs in the step after `_compute_norms`: the step logs' entry."""
-        norms, self._step_norms = self._step_norms, None
+        norms = self._step_norms.pop()
         return None if norms is None else {_STEP_LOGS_KEY: norms}
 
     def on_train_begin(self, logs=None):

@@ -5,6 +5,7 @@ import contextlib
 import keras
 from keras import ops
 
+from keras_seqext._replicas import replica_context
 from keras_seqext._validation import check_choice
 from keras_seqext._validation import check_dot_sizes
 from keras_seqext._validation import check_positive_int
@@ -724,13 +725,31 @@ class AttentionDecoder(keras.layers.RNN):
             return ops.zeros((batch_size, output_length, 0), sequences.dtype)
         targets = ops.cast(targets, sequences.dtype)
         previous_targets = ops.pad(targets[:, :-1], [[0, 0], [1, 0], [0, 0]])
-        draws = keras.random.uniform(
-            (batch_size, output_length, 1), seed=self.seed_generator
-        )
+        draws = self._draw_coins(batch_size, output_length)
         use_targets = ops.cast(
             draws < self.teacher_forcing_probability, sequences.dtype
         )
         return ops.concatenate([previous_targets, use_targets], axis=-1)
+
+    def _draw_coins(self, batch_size, output_length):
+        """Uniform draws for the teacher-forcing coins, `(batch, T_out, 1)`.
+
+        Under a `tf.distribute` strategy every replica holds a share of the
+        global batch and the same seed state, so drawing for its own rows
+        would give every replica the same coins. Each draws for the whole
+        global batch and keeps the rows of its share instead: the coins one
+        device would draw, when the strategy splits the batch into equal,
+        consecutive shares, as `MirroredStrategy` does with whole batches.
+        """
+        context = replica_context()
+        replicas = 1 if context is None else context.num_replicas_in_sync
+        draws = keras.random.uniform(
+            (batch_size * replicas, output_length, 1), seed=self.seed_generator
+        )
+        if context is None:
+            return draws
+        start = context.replica_id_in_sync_group * batch_size
+        return ops.slice(draws, (start, 0, 0), (batch_size, output_length, 1))
 
     def _select_outputs(self, outputs, weights, last_state):
         """Arranges outputs, weights and state as the arguments ask."""
@@ -823,8 +842,10 @@ class AttentionDecoder(keras.layers.RNN):
             output_length=self.output_length,
             return_attention_weights=self.return_attention_weights,
             return_probabilities=self.return_probabilities,
+            # Of the variable, not its `.value`: in a `tf.distribute` scope
+            # that is a MirroredVariable, which NumPy cannot convert.
             teacher_forcing_probability=float(
-                ops.convert_to_numpy(self.teacher_forcing_probability.value)
+                self.teacher_forcing_probability.numpy()
             ),
             seed=self.seed,
             activity_regularizer=keras.regularizers.serialize(
