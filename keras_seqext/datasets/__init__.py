@@ -4,11 +4,11 @@ as strings with its character vocabularies."""
 from keras_seqext.datasets.synthetic import copy_first
 from keras_seqext.datasets.synthetic import echo_sequence
 from keras_seqext.datasets.synthetic import reverse_sequence
+from keras_seqext.datasets.vocabulary import CharacterVocabulary
 from keras_seqext.datasets.written_dates import DATE_VOCABULARY
 from keras_seqext.datasets.written_dates import FIRST_DATE
 from keras_seqext.datasets.written_dates import ISO_LENGTH
 from keras_seqext.datasets.written_dates import ISO_VOCABULARY
 from keras_seqext.datasets.written_dates import LAST_DATE
 from keras_seqext.datasets.written_dates import MAX_DATE_LENGTH
-from keras_seqext.datasets.written_dates import CharacterVocabulary
 from keras_seqext.datasets.written_dates import dates
