@@ -44,7 +44,7 @@ def additive_scores(query, keys, score_vector):
     hidden = ops.tanh(ops.expand_dims(query, 2) + ops.expand_dims(keys, 1))
     # Not matmul(hidden, v_a): XLA on TensorFlow rejects that rank-4 by
     # rank-1 product once the batch size is not fixed (a last partial batch).
-    return ops.sum(hidden * score_vector, axis=-1)
+    return ops.sum(ops.multiply(hidden, score_vector), axis=-1)
 
 
 def dot_scores(query, keys):
