@@ -142,12 +142,14 @@ class EpochPrinter(keras.callbacks.Callback):
             f"{logs['loss']:.4f}",
             f"{logs['sequence_accuracy']:.1%}",
             f"{logs['val_sequence_accuracy']:.1%}",
+            f"{logs['grad_norm']:.3f}",
             f"{seconds:.1f}",
         ]
         self.rows.append(row)
         print(
             f"epoch {row[0]}: loss {row[1]}, exact match {row[2]} "
-            f"(training), {row[3]} (held out), {row[4]} s",
+            f"(training), {row[3]} (held out), mean gradient norm "
+            f"{row[4]}, {row[5]} s",
             flush=True,
         )
 
@@ -189,7 +191,13 @@ def main():
             batch_size=args.batch_size,
             epochs=args.epochs,
             validation_data=(x_test, y_test),
-            callbacks=[*callbacks, printer],
+            # The monitor logs the global gradient's norm, summed over the
+            # devices, as one device would see it.
+            callbacks=[
+                keras_seqext.GradientNormMonitor(),
+                *callbacks,
+                printer,
+            ],
             verbose=0,
         )
         logs = model.evaluate(
@@ -204,7 +212,7 @@ def main():
         "\nExact match (all 5 steps right) after each epoch over 5000 "
         "training sequences,\nand on 1000 held-out ones:\n"
     )
-    header = ["epoch", "loss", "training", "held out", "seconds"]
+    header = ["epoch", "loss", "training", "held out", "grad norm", "seconds"]
     print(markdown_table(header, printer.rows))
     print(
         f"\nFinal held-out exact match: {logs['sequence_accuracy']:.1%} "
