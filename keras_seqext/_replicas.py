@@ -25,3 +25,22 @@ def replica_context():
     if backend in ("jax", "torch"):
         return None
     raise NotImplementedError(f"No replica context on backend {backend!r}")
+
+
+def sum_over_replicas(grads):
+    """`grads` (None for no gradient) summed over the replicas of a
+    `tf.distribute` strategy; as they are outside one.
+
+    Each replica holds the gradients of its share of the global batch (of
+    the loss divided by the number of replicas), which the optimizer sums
+    over the replicas only inside `apply`: summed here, they are those one
+    device would compute, for the cost of one more all-reduce per step.
+    """
+    context = replica_context()
+    if context is None:
+        return grads
+    import tensorflow as tf
+
+    present = [g for g in grads if g is not None]
+    summed = iter(context.all_reduce(tf.distribute.ReduceOp.SUM, present))
+    return [None if g is None else next(summed) for g in grads]

@@ -24,6 +24,7 @@ the replicas first (see `_replicas.py`).
 import keras
 
 from keras_seqext._replicas import replica_context
+from keras_seqext._replicas import sum_over_replicas
 
 
 def watch_gradients(optimizer, on_gradients):
@@ -60,7 +61,7 @@ def watch_gradients(optimizer, on_gradients):
                 with keras.name_scope(optimizer.name, caller=optimizer):
                     optimizer.build(trainable_variables)
                 optimizer.built = True
-            on_gradients(_sum_over_replicas(list(grads)))
+            on_gradients(sum_over_replicas(list(grads)))
             return apply(grads, trainable_variables)
 
     # An instance attribute shadows the method; deleting it restores it.
@@ -110,22 +111,3 @@ class ReplicaSlot:
     def pop(self):
         """What this replica `put`, or None; empties its slot."""
         return self._values.pop(replica_context(), None)
-
-
-def _sum_over_replicas(grads):
-    """`grads` (None for no gradient) summed over the replicas of a
-    `tf.distribute` strategy; as they are outside one.
-
-    Each replica holds the gradients of its share of the global batch (of
-    the loss divided by the number of replicas), which the optimizer sums
-    over the replicas only inside `apply`: summed here, they are those one
-    device would compute, for the cost of one more all-reduce per step.
-    """
-    context = replica_context()
-    if context is None:
-        return grads
-    import tensorflow as tf
-
-    present = [g for g in grads if g is not None]
-    summed = iter(context.all_reduce(tf.distribute.ReduceOp.SUM, present))
-    return [None if g is None else next(summed) for g in grads]
