@@ -18,8 +18,10 @@ slow spell of the machine hits all four alike. Each call
 traces its train step again (the monitor hooks the optimizer for one `fit`
 and unhooks it at its end), so an epoch is timed from the end of its 10th
 step to the end of `fit`. Steps/s is the median over `--epochs` epochs,
-after one warm-up epoch each. Overhead is the relative loss of steps/s
-against the model without callbacks.
+after one warm-up epoch each. Overhead is the median over those epochs of
+each epoch's relative loss of steps/s against the model without callbacks
+in the same turn: paired so, a slow spell of the machine that spans a turn
+moves the overhead less than it moves the steps/s.
 
 Run it (all three backends, one table):
 
@@ -94,9 +96,15 @@ def measure(epochs):
             seconds = time.perf_counter() - start[0]
             if epoch > 0:
                 steps_per_second[name].append(timed_steps / seconds)
+    baseline = steps_per_second["no callback"]
     return {
-        name: statistics.median(values)
-        for name, values in steps_per_second.items()
+        name: {
+            "steps_per_second": statistics.median(rates),
+            "overheads": [
+                1 - rate / base for rate, base in zip(rates, baseline)
+            ],
+        }
+        for name, rates in steps_per_second.items()
     }
 
 
@@ -147,20 +155,32 @@ def main():
             text=True,
             check=True,
         )
-        rates = json.loads(result.stdout.strip().splitlines()[-1])
-        baseline = rates["no callback"]
-        overheads = [1 - rates[name] / baseline for name in compared]
+        measured = json.loads(result.stdout.strip().splitlines()[-1])
         print(
             f"| {backend} | "
-            + " | ".join(f"{rates[name]:.1f}" for name in CONFIGURATIONS)
+            + " | ".join(
+                f"{measured[name]['steps_per_second']:.1f}"
+                for name in CONFIGURATIONS
+            )
             + " | "
-            + " | ".join(f"{overhead:+.1%}" for overhead in overheads)
+            + " | ".join(
+                _overhead_cell(measured[name]["overheads"]) for name in compared
+            )
             + " |",
             flush=True,
         )
     print(
         f"\nsteps/s at batch size {BATCH_SIZE}, median of "
-        f"{arguments.epochs} epochs after one warm-up epoch each."
+        f"{arguments.epochs} epochs after one warm-up epoch each; overhead, "
+        "the median of the epochs' losses against no callback (their range "
+        "in brackets)."
+    )
+
+
+def _overhead_cell(overheads):
+    return (
+        f"{statistics.median(overheads):+.1%} "
+        f"({min(overheads):+.1%} to {max(overheads):+.1%})"
     )
 
 

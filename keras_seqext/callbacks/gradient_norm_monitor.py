@@ -49,6 +49,7 @@ from keras import ops
 
 from keras_seqext._validation import check_choice
 from keras_seqext._validation import check_positive_int
+from keras_seqext.callbacks._gradient_norms import group_norms
 from keras_seqext.callbacks._train_step_hooks import ReplicaSlot
 from keras_seqext.callbacks._train_step_hooks import add_to_step_logs
 from keras_seqext.callbacks._train_step_hooks import watch_gradients
@@ -179,12 +180,7 @@ class GradientNormMonitor(keras.callbacks.Callback):
                 f"{len(grads)} gradients: was the optimizer built on other "
                 "variables?"
             )
-        norms = ops.stack(
-            [
-                _norm([grads[i] for i in group], self.norm_type)
-                for group in self._variable_groups
-            ]
-        )
+        norms = group_norms(grads, self._variable_groups, self.norm_type)
         scale = _loss_scale(self._optimizer)
         if scale is not None:
             norms = norms / ops.cast(scale, norms.dtype)
@@ -301,32 +297,6 @@ def _variables_by_layer(model):
         owner = owners.get(id(variable), model.name)
         groups.setdefault(owner, []).append(index)
     return list(groups.values()), list(groups)
-
-
-def _norm(grads, norm_type):
-    """The `norm_type` norm of all of `grads` (None for no gradient), in
-    float32; inf or nan when a gradient is."""
-    grads = [
-        ops.reshape(ops.cast(ops.convert_to_tensor(g), "float32"), (-1,))
-        for g in grads
-        if g is not None
-    ]
-    if not grads:
-        return ops.zeros((), "float32")
-    # One vector, so that each reduction below is one kernel, not one per
-    # weight: with XLA on a CPU each small kernel costs a few microseconds.
-    magnitudes = ops.abs(ops.concatenate(grads))
-    # `max` passes nan and inf on, on every backend.
-    largest = ops.max(magnitudes)
-    if norm_type == math.inf:
-        return largest
-    # Divided by the largest first, so that squares of gradients past 1e19
-    # do not overflow float32 while the norm itself would not.
-    unit = ops.where(largest > 0, largest, 1.0)
-    total = ops.sum((magnitudes / unit) ** norm_type)
-    return ops.where(
-        ops.isfinite(largest), unit * total ** (1.0 / norm_type), largest
-    )
 
 
 def _combine(layer_norms, norm_type):
