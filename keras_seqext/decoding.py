@@ -26,6 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_seqext._model_graph import decoder_arguments
 from keras_seqext._validation import check_positive_int
 from keras_seqext.layers.attention_decoder import AttentionDecoder
 
@@ -74,14 +75,9 @@ def greedy_decode(model, inputs, max_length=None, end_token=None):
     >>> sequences.shape, scores.shape, weights.shape
     ((6, 3), (6,), (6, 3, 5))
     """
-    owner = "greedy_decode"
-    decoder = _find_decoder(model, owner)
-    max_length = _check_max_length(owner, decoder, max_length)
-    end_token = _check_end_token(owner, decoder, end_token)
-    cell = decoder.cell
-    memory, attention_memory, states = _encode(model, decoder, inputs)
-    max_length = max_length or ops.shape(memory)[1]
-
+    cell, memory, attention_memory, states, max_length, end_token = _start(
+        "greedy_decode", model, inputs, max_length, end_token
+    )
     batch_size = ops.shape(memory)[0]
     examples = np.arange(batch_size)
     scores = np.zeros(batch_size, "float32")
@@ -173,14 +169,11 @@ def beam_search(
     ((2, 4), (2,), (2, 4, 5))
     """
     owner = "beam_search"
-    decoder = _find_decoder(model, owner)
     beam_width = check_positive_int(owner, "beam_width", beam_width)
-    max_length = _check_max_length(owner, decoder, max_length)
-    end_token = _check_end_token(owner, decoder, end_token)
     length_penalty = _check_length_penalty(owner, length_penalty)
-    cell = decoder.cell
-    memory, attention_memory, states = _encode(model, decoder, inputs)
-    max_length = max_length or ops.shape(memory)[1]
+    cell, memory, attention_memory, states, max_length, end_token = _start(
+        owner, model, inputs, max_length, end_token
+    )
 
     # Hypothesis k of sequence b is row b * beam_width + k of the states.
     batch_size = ops.shape(memory)[0]
@@ -230,6 +223,20 @@ def beam_search(
     return sequences, ranking[:, 0], weights
 
 
+def _start(owner, model, inputs, max_length, end_token):
+    """Checks the arguments both decodings take, then encodes `inputs`.
+
+    Returns the decoder's cell, the memory, the cell's attention memory and
+    initial states, the number of steps to decode and the end token.
+    """
+    decoder = _find_decoder(model, owner)
+    max_length = _check_max_length(owner, decoder, max_length)
+    end_token = _check_end_token(owner, decoder, end_token)
+    memory, attention_memory, states = _encode(model, decoder, inputs)
+    max_length = max_length or ops.shape(memory)[1]
+    return decoder.cell, memory, attention_memory, states, max_length, end_token
+
+
 def _decoder_step(cell, feedback, states, attention_memory):
     """One step of the cell, fed `feedback` as its previous output.
 
@@ -266,7 +273,7 @@ def _encode(model, decoder, inputs):
     Returns the memory `(batch, T_in, memory_dim)`, the cell's attention
     memory and its initial states `[y_0, s_0]`.
     """
-    encoder = keras.Model(model.inputs, _decoder_arguments(decoder))
+    encoder = keras.Model(model.inputs, _encoder_outputs(decoder))
     # Flat, as `model.inputs` is: a dict's values in sorted key order.
     encoded = encoder(keras.tree.flatten(inputs), training=False)
     memory, mask = encoded["memory"], encoded["mask"]
@@ -275,16 +282,13 @@ def _encode(model, decoder, inputs):
     return memory, cell.attention_memory(memory, mask), states
 
 
-def _decoder_arguments(decoder):
+def _encoder_outputs(decoder):
     """The symbolic memory, mask and initial state (if any) that the model
     passes its decoder, by name."""
-    tensors = keras.tree.flatten(decoder.input)
-    # Positional arguments come first and keyword ones sorted by name, so
-    # the memory (`sequences`) is the first rank-3 tensor either way; the
-    # other one is `targets`, unused at inference.
-    memory = next(t for t in tensors if len(t.shape) == 3)
+    memory, others = decoder_arguments(decoder)
     arguments = {"memory": memory}
-    for tensor in tensors:
+    # The rank-3 other is `targets`, unused at inference.
+    for tensor in others:
         if len(tensor.shape) == 2:
             name = "mask" if tensor.dtype == "bool" else "initial_state"
             arguments.setdefault(name, tensor)

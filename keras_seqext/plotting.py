@@ -3,6 +3,8 @@
 import numpy as np
 from keras import ops
 
+from keras_seqext._matplotlib import import_figure
+
 # Each heatmap cell is this many inches wide and high, so that a figure
 # grows with the sequences and its labels stay legible.
 CELL_INCHES = 0.3
@@ -54,7 +56,7 @@ def plot_attention(weights, input_labels, output_labels, ax=None):
     ['a', 'b', 'c']
     >>> figure.savefig("attention.png")  # doctest: +SKIP
     """
-    figure_class = _import_figure()
+    figure_class = import_figure()
     weights = np.asarray(ops.convert_to_numpy(weights), dtype="float64")
     _check_weights(weights)
     output_length, input_length = weights.shape
@@ -83,17 +85,6 @@ def plot_attention(weights, input_labels, output_labels, ax=None):
     ax.set_ylabel("output")
     figure.colorbar(image, ax=ax, label="attention weight")
     return figure
-
-
-def _import_figure():
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as error:
-        raise ImportError(
-            "Plotting attention needs matplotlib, which is not installed. "
-            'Install it with: pip install "keras-seqext[plot]"'
-        ) from error
-    return Figure
 
 
 def _check_weights(weights):

@@ -6,10 +6,11 @@ import os
 import keras
 from keras import ops
 
+from keras_seqext._matplotlib import import_figure
+from keras_seqext._model_graph import all_layers
+from keras_seqext._model_graph import decoder_arguments
 from keras_seqext._validation import check_positive_int
-from keras_seqext.callbacks.scheduled_sampling import _all_layers
 from keras_seqext.layers import AttentionDecoder
-from keras_seqext.plotting import _import_figure
 from keras_seqext.plotting import plot_attention
 
 
@@ -110,7 +111,7 @@ class AttentionHeatmap(keras.callbacks.Callback):
     ):
         super().__init__()
         owner = type(self).__name__
-        _import_figure()
+        import_figure()
         if directory is None and log_dir is None:
             raise ValueError(
                 f"Invalid arguments for {owner}: expected a `directory` for "
@@ -218,7 +219,7 @@ class AttentionHeatmap(keras.callbacks.Callback):
         owner = type(self).__name__
         decoders = [
             layer
-            for layer in _all_layers(self.model)
+            for layer in all_layers(self.model)
             if isinstance(layer, AttentionDecoder)
         ]
         if isinstance(self.decoder, AttentionDecoder):
@@ -243,16 +244,12 @@ def _weights_model(model, decoder):
     `model`'s inputs to the twin's outputs and weights."""
     owner = "AttentionHeatmap"
     try:
-        arguments = keras.tree.flatten(decoder.input)
+        memory, _ = decoder_arguments(decoder)
     except (AttributeError, ValueError) as error:
         raise ValueError(
             f"{owner} cannot read the input of {decoder.name!r}: it has not "
             "been called in a functional or Sequential model."
         ) from error
-    # The memory is the first rank-3 tensor, whether passed by position
-    # (first) or by keyword (flattening sorts `sequences` before `targets`;
-    # `initial_state` is rank 2).
-    memory = next(t for t in arguments if len(t.shape) == 3)
     config = decoder.get_config()
     config.update(
         name=f"{decoder.name}_attention_twin",

@@ -12,6 +12,7 @@ import warnings
 
 import keras
 
+from keras_seqext._model_graph import all_layers
 from keras_seqext._validation import check_choice
 from keras_seqext._validation import check_probability
 
@@ -259,7 +260,7 @@ class ScheduledSampling(keras.callbacks.Callback):
     def _find_variables(self):
         layers = self.layers
         if layers is None:
-            layers = _all_layers(self.model)
+            layers = all_layers(self.model)
         variables = [
             layer.teacher_forcing_probability
             for layer in layers
@@ -305,15 +306,6 @@ def _make_schedule(owner, schedule, k, c, minimum):
             f"schedule={schedule!r}, k={k!r}, c={c!r}, minimum={minimum!r}"
         )
     return schedule
-
-
-def _all_layers(model):
-    """Every layer of `model`, nested models and layers included."""
-    found = []
-    for layer in getattr(model, "layers", []):
-        found.append(layer)
-        found.extend(_all_layers(layer))
-    return found
 
 
 def _is_real(value):
