@@ -23,6 +23,7 @@ times over when another process takes a core):
     .venv/bin/python benchmarks/run_all.py
     .venv/bin/python benchmarks/run_all.py --backends jax \\
         --batch-sizes 128 --epochs 2 --skip-sweep            # quick check
+    .venv/bin/python benchmarks/run_all.py --repeats 3       # steadier ratios
 
 The GEMM bound is the samples/s the model would reach if all its matmul
 work (`training_flop_per_sample` in `attention_decoder.py`, 10.4 MFLOP per
@@ -190,6 +191,14 @@ def per_sample_rate(run):
     return "-" if rate is None else f"{rate:,.0f}"
 
 
+def ratio_cell(ratios):
+    """The median of the rounds' ratios, and their range if several."""
+    cell = f"{np.median(ratios):.2f}"
+    if min(ratios) != max(ratios):
+        cell += f" ({min(ratios):.2f}-{max(ratios):.2f})"
+    return cell
+
+
 def speed_table(results, bound_flops):
     """The main table: one row per batch size and runner, peer first."""
     rows = []
@@ -207,7 +216,7 @@ def speed_table(results, bound_flops):
                     str(batch_size),
                     str(run["epochs"]),
                     f"{rate:,.0f}",
-                    f"{rate / peer['train_samples_per_second']:.2f}",
+                    ratio_cell(run["ratios_to_peer"]),
                     f"{run['predict_samples_per_second']:,.0f}",
                     per_sample_rate(run),
                     f"{run['peak_rss_mb']:,.0f}",
@@ -277,6 +286,13 @@ def parse_args():
         action="store_true",
         help="passed to every backend run: unrolled encoder and decoder",
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="rounds of the peer and the backends in turn at each batch "
+        "size; the table shows the median run and the median ratio",
+    )
     parser.add_argument("--peer", type=Path, default=DEFAULT_PEER)
     parser.add_argument("--skip-sweep", action="store_true")
     parser.add_argument(
@@ -308,6 +324,8 @@ def parse_args():
                 f"{flag} must be at least 2: the first epoch is the warm-up "
                 f"and is not timed. Received: {flag} {epochs}"
             )
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1. Received: {args.repeats}")
     if not args.skip_sweep and len(set(args.sweep_lengths)) < 2:
         parser.error(
             "--sweep-lengths needs at least 2 lengths to fit an exponent. "
@@ -322,20 +340,47 @@ def parse_args():
 
 
 def run_speed(args):
-    """The peer and each backend at each batch size: a list of
-    `(batch_size, peer_result, backend_results)`."""
+    """The peer and each backend at each batch size, `--repeats` rounds of
+    them in turn: a list of `(batch_size, peer_result, backend_results)`,
+    each result the median one of its runs (see `median_run`)."""
     results = []
     for batch_size in args.batch_sizes:
         epochs = args.epochs or EPOCHS_BY_BATCH_SIZE[batch_size]
-        peer = run_peer(args.peer, batch_size, epochs)
-        progress(f"peer, batch {batch_size}: {json.dumps(peer)}")
-        runs = []
-        for backend in args.backends:
-            flags = ["--batch-size", str(batch_size), "--epochs", str(epochs)]
-            runs.append(run_backend(backend, flags + args.backend_flags))
-            progress(f"{backend}, batch {batch_size}: {json.dumps(runs[-1])}")
-        results.append((batch_size, peer, runs))
+        flags = ["--batch-size", str(batch_size), "--epochs", str(epochs)]
+        rounds = []
+        for repeat in range(args.repeats):
+            peer = run_peer(args.peer, batch_size, epochs)
+            progress(f"peer, batch {batch_size}: {json.dumps(peer)}")
+            runs = []
+            for backend in args.backends:
+                runs.append(run_backend(backend, flags + args.backend_flags))
+                progress(
+                    f"{backend}, batch {batch_size}: {json.dumps(runs[-1])}"
+                )
+            rounds.append((peer, runs))
+        peers = [peer for peer, _ in rounds]
+        runs = [
+            median_run([runs[i] for _, runs in rounds], peers)
+            for i in range(len(args.backends))
+        ]
+        results.append((batch_size, median_run(peers, peers), runs))
     return results
+
+
+def median_run(runs, peers):
+    """The run of median training speed among `runs` (one per round), with
+    `"ratios_to_peer"`: each round's speed over that round's peer's.
+
+    Rounds, not one run each, because this machine's speed drifts by up to
+    a third over minutes: a ratio of two runs minutes apart can be off by
+    as much, where the median of paired ratios holds.
+    """
+    ranked = sorted(runs, key=lambda run: run["train_samples_per_second"])
+    ratios = [
+        run["train_samples_per_second"] / peer["train_samples_per_second"]
+        for run, peer in zip(runs, peers)
+    ]
+    return {**ranked[(len(runs) - 1) // 2], "ratios_to_peer": ratios}
 
 
 def run_sweep(args):
@@ -392,6 +437,13 @@ def main():
         "timed after the first (warm-up) epoch for the backends, over all "
         "epochs for the peer (eager, nothing to compile)."
     )
+    if args.repeats > 1:
+        print(
+            f"Each row is the run of median training speed among "
+            f"{args.repeats}, the peer and the backends taking turns; the "
+            "ratio to the peer is the median of each turn's (their range "
+            "in brackets)."
+        )
     batch_size, _, runs = max(results, key=lambda result: result[0])
     fastest = max(runs, key=lambda run: run["train_samples_per_second"])
     print(
