@@ -347,23 +347,22 @@ def run_speed(args):
     for batch_size in args.batch_sizes:
         epochs = args.epochs or EPOCHS_BY_BATCH_SIZE[batch_size]
         flags = ["--batch-size", str(batch_size), "--epochs", str(epochs)]
-        rounds = []
-        for repeat in range(args.repeats):
-            peer = run_peer(args.peer, batch_size, epochs)
-            progress(f"peer, batch {batch_size}: {json.dumps(peer)}")
-            runs = []
-            for backend in args.backends:
+        peers, backend_runs = [], {backend: [] for backend in args.backends}
+        for _ in range(args.repeats):
+            peers.append(run_peer(args.peer, batch_size, epochs))
+            progress(f"peer, batch {batch_size}: {json.dumps(peers[-1])}")
+            for backend, runs in backend_runs.items():
                 runs.append(run_backend(backend, flags + args.backend_flags))
                 progress(
                     f"{backend}, batch {batch_size}: {json.dumps(runs[-1])}"
                 )
-            rounds.append((peer, runs))
-        peers = [peer for peer, _ in rounds]
-        runs = [
-            median_run([runs[i] for _, runs in rounds], peers)
-            for i in range(len(args.backends))
-        ]
-        results.append((batch_size, median_run(peers, peers), runs))
+        results.append(
+            (
+                batch_size,
+                median_run(peers, peers),
+                [median_run(runs, peers) for runs in backend_runs.values()],
+            )
+        )
     return results
 
 
