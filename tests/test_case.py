@@ -134,6 +134,30 @@ class TestCase:
         self.run_precision_test(layer_factory, inputs)
 
 
+def gradients(function, arrays):
+    """The gradients of the scalar `function(*tensors)` with respect to each
+    tensor, as NumPy arrays, on the current backend."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        argnums = tuple(range(len(arrays)))
+        return [np.asarray(g) for g in jax.grad(function, argnums)(*arrays)]
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tensors = [tf.constant(a) for a in arrays]
+        with tf.GradientTape() as tape:
+            tape.watch(tensors)
+            value = function(*tensors)
+        return [g.numpy() for g in tape.gradient(value, tensors)]
+    import torch
+
+    tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
+    value = function(*tensors)
+    return [g.numpy() for g in torch.autograd.grad(value, tensors)]
+
+
 def _to_numpy(value):
     if isinstance(value, (list, tuple)):
         return np.asarray([_to_numpy(v) for v in value])
