@@ -195,6 +195,7 @@ class AttentionDecoderCell(keras.layers.Layer):
         self.state_size = [self.output_dim, self.units]
         self.output_size = self.output_dim
         self._bound_attention_memory = None
+        self._stepped_by_decoder = False
 
     def build(self, memory_shape):
         memory_dim = memory_shape[-1]
@@ -283,6 +284,28 @@ class AttentionDecoderCell(keras.layers.Layer):
             yield
         finally:
             self._bound_attention_memory = None
+
+    @contextlib.contextmanager
+    def _decoder_loop(self, attention_memory):
+        """`attending_to`, for `AttentionDecoder`'s own loop, where each
+        step runs `call` without `Layer.__call__`.
+
+        The decoder's `__call__` has already cast the inputs and opened the
+        dtype scope for the whole sequence. On torch, where every step runs
+        from Python, the cell's `__call__` took about 0.4 ms a step at batch
+        size 16, a tenth of the training step.
+        """
+        with self.attending_to(attention_memory):
+            self._stepped_by_decoder = True
+            try:
+                yield
+            finally:
+                self._stepped_by_decoder = False
+
+    def __call__(self, *args, **kwargs):
+        if self._stepped_by_decoder:
+            return self.call(*args, **kwargs)
+        return super().__call__(*args, **kwargs)
 
     def initial_state(self, memory, mask=None, state=None):
         """The states `[y_0, s_0]`: zeros, and `activation(W_s h_0)`.
@@ -678,7 +701,7 @@ class AttentionDecoder(keras.layers.RNN):
         step_inputs = self._step_inputs(
             sequences, targets if training else None
         )
-        with self.cell.attending_to(
+        with self.cell._decoder_loop(
             self.cell.attention_memory(sequences, mask)
         ):
             result = super().call(
