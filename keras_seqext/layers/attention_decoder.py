@@ -504,7 +504,8 @@ class AttentionDecoder(keras.layers.RNN):
             given in training. Defaults to `1.0`.
         seed: Integer seed of the teacher-forcing draws. Defaults to `None`.
         unroll: Whether to unroll the decoding loop (faster for short
-            outputs, more memory). Defaults to `False`.
+            outputs, more memory). On PyTorch the loop is always unrolled,
+            since its steps run from Python either way. Defaults to `False`.
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
 
     Call arguments:
@@ -715,6 +716,21 @@ class AttentionDecoder(keras.layers.RNN):
         weights = step_outputs[..., self.output_dim :]
         return self._select_outputs(outputs, weights, last_state)
 
+    @property
+    def unroll(self):
+        """Whether the loop is unrolled: as given, and always on torch.
+
+        Both of Keras' torch loops run each step from Python, so unrolling
+        costs nothing there, while the rolled loop runs its first step an
+        extra time to learn the output's shape: a training step at batch
+        size 16 took 8 to 11% longer rolled.
+        """
+        return self._unroll or keras.backend.backend() == "torch"
+
+    @unroll.setter
+    def unroll(self, value):
+        self._unroll = value
+
     def compute_output_shape(
         self, sequences_shape, targets_shape=None, initial_state_shape=None
     ):
@@ -871,6 +887,7 @@ class AttentionDecoder(keras.layers.RNN):
                 self.teacher_forcing_probability.numpy()
             ),
             seed=self.seed,
+            unroll=self._unroll,
             activity_regularizer=keras.regularizers.serialize(
                 self.activity_regularizer
             ),

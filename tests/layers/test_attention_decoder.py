@@ -237,6 +237,12 @@ class TestAttentionDecoderMath(TestCase):
         unrolled.set_weights(rolled.get_weights())
         self.assertAllClose(unrolled(memory), rolled(memory), atol=1e-6)
 
+    def test_unroll_is_saved_as_given(self):
+        # On torch the loop always unrolls; the config keeps the argument,
+        # so a model saved there does not unroll on the other backends.
+        assert make_decoder().get_config()["unroll"] is False
+        assert make_decoder(unroll=True).get_config()["unroll"] is True
+
     def test_return_probabilities_gives_the_weights_only(self):
         memory = random_memory()
         both = make_decoder(return_attention_weights=True)
