@@ -7,9 +7,10 @@ and PyTorch, each in its own process with the same samples, epochs and
 learning rate, and prints one markdown table: training samples/s and its
 ratio to the peer's, inference samples/s, peak resident memory, held-out
 exact match, and the share of the GEMM bound. Then a length sweep
-(T_in = T_out = 5, 20, 80, 320) times training on each backend and fits
-`log(time per sample) = a + k log(T)`, printing the exponent `k`
-(1 means linear growth).
+(T_in = T_out = 5, 20, 80, 320) times training on the peer (through
+`peer_at_length.py`, since the peer script trains at length 5 only) and on
+each backend, and fits `log(time per sample) = a + k log(T)`, printing
+the exponent `k` (1 means linear growth).
 
 Why: issue 8 asks how keras-seqext compares with a careful hand-written
 PyTorch model, how close it comes to what the machine can do, and how its
@@ -24,6 +25,7 @@ times over when another process takes a core):
     .venv/bin/python benchmarks/run_all.py --backends jax \\
         --batch-sizes 128 --epochs 2 --skip-sweep            # quick check
     .venv/bin/python benchmarks/run_all.py --repeats 3       # steadier ratios
+    .venv/bin/python benchmarks/run_all.py --skip-speed      # the sweep alone
 
 The GEMM bound is the samples/s the model would reach if all its matmul
 work (`training_flop_per_sample` in `attention_decoder.py`, 10.4 MFLOP per
@@ -34,6 +36,7 @@ inference, and `os.wait4` reads the peer's when it ends.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -45,8 +48,10 @@ from pathlib import Path
 import numpy as np
 
 BENCHMARK = Path(__file__).with_name("attention_decoder.py")
+PEER_AT_LENGTH = Path(__file__).with_name("peer_at_length.py")
 DEFAULT_PEER = Path("/work/shared/peers/torch_attention_peer.py")
 BACKENDS = ("tensorflow", "jax", "torch")
+PEER_NAME = "peer (torch eager)"
 BATCH_SIZES = (16, 128, 512)
 # Epochs per batch size, the same for the peer and the backends. Batch 16
 # keeps the peer's default, 10 epochs (3130 updates). Larger batches make
@@ -123,6 +128,14 @@ def run_backend(backend, flags):
     command = [sys.executable, str(BENCHMARK), "--json-only", *flags]
     result, _ = run_json(command, env)
     return result
+
+
+def load_peer(path):
+    """The peer script as a module, to use its models and training loop."""
+    spec = importlib.util.spec_from_file_location("torch_attention_peer", path)
+    peer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(peer)
+    return peer
 
 
 def run_peer(peer, batch_size, epochs):
@@ -204,7 +217,7 @@ def speed_table(results, bound_flops):
     rows = []
     for batch_size, peer, runs in results:
         flop = runs[0]["flop_per_training_sample"]
-        named_runs = [("peer (torch eager)", peer)] + [
+        named_runs = [(PEER_NAME, peer)] + [
             (runner_name(run), run) for run in runs
         ]
         for name, run in named_runs:
@@ -291,9 +304,15 @@ def parse_args():
         type=int,
         default=1,
         help="rounds of the peer and the backends in turn at each batch "
-        "size; the table shows the median run and the median ratio",
+        "size, and of the sweep; the tables show the median run and the "
+        "median ratio",
     )
     parser.add_argument("--peer", type=Path, default=DEFAULT_PEER)
+    parser.add_argument(
+        "--skip-speed",
+        action="store_true",
+        help="run the length sweep alone",
+    )
     parser.add_argument("--skip-sweep", action="store_true")
     parser.add_argument(
         "--sweep-lengths", nargs="+", type=int, default=list(SWEEP_LENGTHS)
@@ -324,6 +343,8 @@ def parse_args():
                 f"{flag} must be at least 2: the first epoch is the warm-up "
                 f"and is not timed. Received: {flag} {epochs}"
             )
+    if args.skip_speed and args.skip_sweep:
+        parser.error("--skip-speed and --skip-sweep leave nothing to run")
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1. Received: {args.repeats}")
     if not args.skip_sweep and len(set(args.sweep_lengths)) < 2:
@@ -383,41 +404,100 @@ def median_run(runs, peers):
 
 
 def run_sweep(args):
-    """Training only, at each length: `{backend: [result per length]}`."""
-    sweep = {}
-    for backend in args.backends:
-        sweep[backend] = []
+    """Training only, at each length: `{runner: [result per length]}`, the
+    peer first, then the backends.
+
+    `--repeats` rounds; in each, every length in turn and at each length
+    every runner in turn, so that the runners compared at one length share
+    the machine's state of the moment. Each result is the runner's median
+    run at that length.
+    """
+    runners = [PEER_NAME, *args.backends]
+    runs = {
+        (runner, length): []
+        for runner in runners
+        for length in args.sweep_lengths
+    }
+    for _ in range(args.repeats):
         for length in args.sweep_lengths:
-            samples = sweep_train_samples(length, args.sweep_batch_size)
-            flags = [
-                "--length",
-                str(length),
-                "--train-samples",
-                str(samples),
-                "--batch-size",
-                str(args.sweep_batch_size),
-                "--epochs",
-                str(args.sweep_epochs),
-                "--train-only",
+            for runner in runners:
+                result = run_at_length(runner, length, args)
+                runs[runner, length].append(result)
+                progress(f"{runner}, T={length}: {json.dumps(result)}")
+    return {
+        runner: [
+            sorted(runs[runner, length], key=seconds_per_sample)[
+                (args.repeats - 1) // 2
             ]
-            sweep[backend].append(
-                run_backend(backend, flags + args.backend_flags)
-            )
-            progress(f"{backend}, T={length}: {json.dumps(sweep[backend][-1])}")
-    return sweep
+            for length in args.sweep_lengths
+        ]
+        for runner in runners
+    }
+
+
+def run_at_length(runner, length, args):
+    """One timed training run of the peer or a backend at `length`."""
+    samples = sweep_train_samples(length, args.sweep_batch_size)
+    flags = [
+        "--length",
+        str(length),
+        "--train-samples",
+        str(samples),
+        "--batch-size",
+        str(args.sweep_batch_size),
+        "--epochs",
+        str(args.sweep_epochs),
+    ]
+    if runner != PEER_NAME:
+        flags += ["--train-only", *args.backend_flags]
+        return run_backend(runner, flags)
+    command = [sys.executable, str(PEER_AT_LENGTH), *flags]
+    command += ["--threads", str(cores()), "--peer", str(args.peer)]
+    result, _ = run_json(command)
+    return result
 
 
 def main():
     args = parse_args()
-    numpy_flops = numpy_matmul_flops_per_second()
-    progress(f"NumPy float32 matmul: {numpy_flops / 1e9:.1f} GFLOP/s")
-    results = run_speed(args)
+    if not args.skip_speed:
+        numpy_flops = numpy_matmul_flops_per_second()
+        progress(f"NumPy float32 matmul: {numpy_flops / 1e9:.1f} GFLOP/s")
+        results = run_speed(args)
     sweep = {} if args.skip_sweep else run_sweep(args)
+    backend_sweep = {
+        runner: runs for runner, runs in sweep.items() if runner != PEER_NAME
+    }
+    if not args.skip_speed:
+        print_speed(args, results, backend_sweep, numpy_flops)
+    if sweep:
+        flop_by_length = {
+            run["length"]: run["flop_per_training_sample"]
+            for runs in backend_sweep.values()
+            for run in runs
+        }
+        print(
+            f"\n## Length sweep: training, batch {args.sweep_batch_size}, "
+            f"timed epochs: {args.sweep_epochs - 1}\n"
+        )
+        print(sweep_table(args.sweep_lengths, sweep, flop_by_length))
+        print(
+            "\nexponent k: least-squares slope of log(time per sample) "
+            "against log(T); k <= 1 is at most linear growth."
+        )
+        if args.repeats > 1:
+            print(
+                f"Each time is the median of {args.repeats} runs, the "
+                "runners taking turns at each length."
+            )
 
-    # The bound is the fastest matmul seen: NumPy's or any backend run's.
+
+def print_speed(args, results, backend_sweep, numpy_flops):
+    """The speed table, the GEMM bound it is measured against (the fastest
+    matmul seen: NumPy's or any backend run's) and the fastest backend's
+    share of it."""
     matmul_flops = {"NumPy": numpy_flops}
     backend_runs = [run for _, _, runs in results for run in runs]
-    backend_runs += [run for runs in sweep.values() for run in runs]
+    backend_runs += [run for runs in backend_sweep.values() for run in runs]
     for run in backend_runs:
         matmul_flops[run["backend"]] = max(
             matmul_flops.get(run["backend"], 0), run["matmul_gflops"] * 1e9
@@ -450,21 +530,6 @@ def main():
         f"{fastest['train_samples_per_second'] * flop / bound_flops:.1%} of "
         "the GEMM bound."
     )
-    if sweep:
-        flop_by_length = {
-            run["length"]: run["flop_per_training_sample"]
-            for runs in sweep.values()
-            for run in runs
-        }
-        print(
-            f"\n## Length sweep: training, batch {args.sweep_batch_size}, "
-            f"timed epochs: {args.sweep_epochs - 1}\n"
-        )
-        print(sweep_table(args.sweep_lengths, sweep, flop_by_length))
-        print(
-            "\nexponent k: least-squares slope of log(time per sample) "
-            "against log(T); k <= 1 is at most linear growth."
-        )
 
 
 if __name__ == "__main__":

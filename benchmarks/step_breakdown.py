@@ -38,7 +38,6 @@ JAX, a `tf.function` without XLA on a CPU-only TensorFlow, eager on torch.
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -49,7 +48,9 @@ from pathlib import Path
 import numpy as np
 from run_all import BACKENDS
 from run_all import DEFAULT_PEER
+from run_all import PEER_NAME
 from run_all import cores
+from run_all import load_peer
 from run_all import markdown_table
 from run_all import progress
 from run_all import run_json
@@ -163,9 +164,7 @@ def peer_epochs(peer_path, batch_size, batches, seed):
     `{model: function training one epoch}`."""
     import torch
 
-    spec = importlib.util.spec_from_file_location("peer", peer_path)
-    peer = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(peer)
+    peer = load_peer(peer_path)
     # As run_all.py runs the peer: on as many threads as the backends use.
     torch.set_num_threads(cores())
     torch.manual_seed(seed)
@@ -240,7 +239,7 @@ def breakdown_table(results):
         encoder, decoder = (ms[name] - ms["floor"] for name in MODELS[2:])
         rows.append(
             [
-                "peer (torch eager)" if runner == "peer" else runner,
+                PEER_NAME if runner == "peer" else runner,
                 str(batch_size),
                 f"{ms['whole']:.2f}",
                 f"{ms['floor']:.2f}",
