@@ -23,6 +23,7 @@ small cost next to an epoch.
 
 import argparse
 import json
+from pathlib import Path
 
 import torch
 from run_all import DEFAULT_PEER
@@ -42,7 +43,7 @@ def parse_args():
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--peer", default=DEFAULT_PEER)
+    parser.add_argument("--peer", type=Path, default=DEFAULT_PEER)
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error(

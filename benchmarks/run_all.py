@@ -274,14 +274,26 @@ def sweep_table(lengths, sweep, flop_by_length):
     return markdown_table(header + ["exponent k"], rows)
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_runner_arguments(parser, batch_sizes):
+    """The options of both drivers, this and `step_breakdown.py`: which
+    backends, at which batch sizes, against which peer script."""
     parser.add_argument(
         "--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS)
     )
     parser.add_argument(
-        "--batch-sizes", nargs="+", type=int, default=list(BATCH_SIZES)
+        "--batch-sizes", nargs="+", type=int, default=list(batch_sizes)
     )
+    parser.add_argument("--peer", type=Path, default=DEFAULT_PEER)
+
+
+def check_peer(parser, args):
+    if not args.peer.is_file():
+        parser.error(f"--peer: no such file: {args.peer}")
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_runner_arguments(parser, BATCH_SIZES)
     parser.add_argument(
         "--epochs",
         type=int,
@@ -307,7 +319,6 @@ def parse_args():
         "size, and of the sweep; the tables show the median run and the "
         "median ratio",
     )
-    parser.add_argument("--peer", type=Path, default=DEFAULT_PEER)
     parser.add_argument(
         "--skip-speed",
         action="store_true",
@@ -352,8 +363,7 @@ def parse_args():
             "--sweep-lengths needs at least 2 lengths to fit an exponent. "
             f"Received: {args.sweep_lengths}"
         )
-    if not args.peer.is_file():
-        parser.error(f"--peer: no such file: {args.peer}")
+    check_peer(parser, args)
     args.backend_flags = ["--jit-compile", args.jit_compile] + (
         ["--unroll"] if args.unroll else []
     )

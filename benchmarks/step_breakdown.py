@@ -43,12 +43,11 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-from run_all import BACKENDS
-from run_all import DEFAULT_PEER
 from run_all import PEER_NAME
+from run_all import add_runner_arguments
+from run_all import check_peer
 from run_all import cores
 from run_all import load_peer
 from run_all import markdown_table
@@ -262,12 +261,7 @@ def breakdown_table(results):
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS)
-    )
-    parser.add_argument(
-        "--batch-sizes", nargs="+", type=int, default=list(BATCH_SIZES)
-    )
+    add_runner_arguments(parser, BATCH_SIZES)
     parser.add_argument(
         "--batches",
         type=int,
@@ -281,15 +275,13 @@ def parse_args():
         help="timed epochs of each model, in turn, after the warm-up",
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--peer", type=Path, default=DEFAULT_PEER)
     # Internal: one runner at one batch size, printing its JSON.
     parser.add_argument("--runner", help=argparse.SUPPRESS)
     args = parser.parse_args()
     for flag, value in [("--batches", args.batches), ("--rounds", args.rounds)]:
         if value < 1:
             parser.error(f"{flag} must be at least 1. Received: {value}")
-    if not args.peer.is_file():
-        parser.error(f"--peer: no such file: {args.peer}")
+    check_peer(parser, args)
     return args
 
 
