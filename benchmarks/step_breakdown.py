@@ -35,6 +35,8 @@ each model trains one warm-up epoch (tracing and compiling), then
 drift over minutes touches the four alike. A model's time is its median
 round's, per batch. The Keras backends run with `fit`'s defaults: XLA on
 JAX, a `tf.function` without XLA on a CPU-only TensorFlow, eager on torch.
+Each epoch of the peer is one call of its training loop, which makes a new
+Adam optimizer each time, a small cost beside 100 batches.
 """
 
 import argparse
