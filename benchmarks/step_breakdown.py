@@ -61,7 +61,6 @@ BATCH_SIZES = (16, 128)
 # milliseconds per call) is small beside the epoch.
 BATCHES_PER_EPOCH = 100
 ROUNDS = 5
-MODELS = ("whole", "floor", "encoder", "decoder")
 
 
 def median_ms_per_step(epochs, batches, rounds):
@@ -237,7 +236,9 @@ def breakdown_table(results):
     the floor and the two shares."""
     rows = []
     for batch_size, runner, ms in results:
-        encoder, decoder = (ms[name] - ms["floor"] for name in MODELS[2:])
+        encoder, decoder = (
+            ms[name] - ms["floor"] for name in ("encoder", "decoder")
+        )
         rows.append(
             [
                 PEER_NAME if runner == "peer" else runner,
