@@ -405,12 +405,18 @@ def median_run(runs, peers):
     a third over minutes: a ratio of two runs minutes apart can be off by
     as much, where the median of paired ratios holds.
     """
-    ranked = sorted(runs, key=lambda run: run["train_samples_per_second"])
     ratios = [
         run["train_samples_per_second"] / peer["train_samples_per_second"]
         for run, peer in zip(runs, peers)
     ]
-    return {**ranked[(len(runs) - 1) // 2], "ratios_to_peer": ratios}
+    middle = middle_run(runs, key=lambda run: run["train_samples_per_second"])
+    return {**middle, "ratios_to_peer": ratios}
+
+
+def middle_run(runs, key):
+    """The run whose `key` is the median of the runs' (the lower of the two
+    middle ones for an even count)."""
+    return sorted(runs, key=key)[(len(runs) - 1) // 2]
 
 
 def run_sweep(args):
@@ -436,9 +442,7 @@ def run_sweep(args):
                 progress(f"{runner}, T={length}: {json.dumps(result)}")
     return {
         runner: [
-            sorted(runs[runner, length], key=seconds_per_sample)[
-                (args.repeats - 1) // 2
-            ]
+            middle_run(runs[runner, length], key=seconds_per_sample)
             for length in args.sweep_lengths
         ]
         for runner in runners
