@@ -40,6 +40,7 @@ Adam optimizer each time, a small cost beside 100 batches.
 """
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -148,15 +149,10 @@ def keras_epochs(batch_size, batches, seed):
                 from_logits=name == "encoder"
             ),
         )
-        epochs[name] = _keras_epoch(model, inputs, targets, batch_size)
+        epochs[name] = functools.partial(
+            model.fit, inputs, targets, batch_size=batch_size, verbose=0
+        )
     return epochs
-
-
-def _keras_epoch(model, inputs, targets, batch_size):
-    def train_one_epoch():
-        model.fit(inputs, targets, batch_size=batch_size, verbose=0)
-
-    return train_one_epoch
 
 
 def peer_epochs(peer_path, batch_size, batches, seed):
@@ -187,24 +183,18 @@ def peer_epochs(peer_path, batch_size, batches, seed):
         "decoder": (peer.AttentionDecoder(units, units, classes), memory),
     }
     return {
-        name: _peer_epoch(peer, model, inputs, y, batch_size, seed)
-        for name, (model, inputs) in cases.items()
-    }
-
-
-def _peer_epoch(peer, model, inputs, targets, batch_size, seed):
-    def train_one_epoch():
-        peer.train(
+        name: functools.partial(
+            peer.train,
             model,
             inputs,
-            targets,
+            y,
             batch_size=batch_size,
             epochs=1,
             seed=seed,
             verbose=False,
         )
-
-    return train_one_epoch
+        for name, (model, inputs) in cases.items()
+    }
 
 
 def run_runner(runner, args, batch_size):
