@@ -68,7 +68,7 @@ def scan_with_deferred_kernel_gradients(
     Args:
         step: `step(kernel_values, params, inputs_t, states, tape)`, which
             returns `(output, new_states)`, applies each kernel of `kernels`
-            at most once and through `tape.record`, and reads each
+            exactly once and through `tape.record`, and reads each
             differentiable value from its arguments (a `jax.custom_vjp`
             function cannot differentiate a value it closes over).
         kernels: the deferred kernels, Keras variables.
