@@ -6,19 +6,16 @@ import numpy as np
 import pytest
 
 from keras_seqext import AttentionDecoder
+from tests.layers.test_attention_decoder import INPUT_LENGTH
+from tests.layers.test_attention_decoder import MASK
+from tests.layers.test_attention_decoder import MEMORY_DIM
+from tests.layers.test_attention_decoder import OUTPUT_DIM
+from tests.layers.test_attention_decoder import UNITS
+from tests.layers.test_attention_decoder import random_memory
 from tests.test_case import TestCase
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "jax", reason="the loop is JAX's"
-)
-
-BATCH, INPUT_LENGTH, MEMORY_DIM, UNITS, OUTPUT_DIM = 3, 6, 4, 5, 7
-MASK = np.array(
-    [
-        [True, True, True, True, False, False],
-        [False, True, True, True, True, True],
-        [True, True, True, True, True, True],
-    ]
 )
 
 
@@ -110,12 +107,13 @@ def decoder_model(teacher_forced, **kwargs):
 
 
 def model_inputs(teacher_forced, output_length=None):
-    rng = np.random.default_rng(2)
-    memory = rng.normal(size=(BATCH, INPUT_LENGTH, MEMORY_DIM))
-    memory = memory.astype("float32")
+    memory = random_memory()
     if not teacher_forced:
         return [memory]
-    classes = rng.integers(0, OUTPUT_DIM, (BATCH, output_length or 6))
+    rng = np.random.default_rng(2)
+    classes = rng.integers(
+        0, OUTPUT_DIM, (len(memory), output_length or INPUT_LENGTH)
+    )
     targets = np.eye(OUTPUT_DIM, dtype="float32")[classes]
     return [memory, targets, MASK]
 
@@ -157,7 +155,14 @@ class TestDecoderLoop(TestCase):
     def test_gradients_match_keras_loop_without_targets_or_mask(self):
         self.check_gradients_match_keras_loop(False)
 
-    def check_gradients_match_keras_loop(self, teacher_forced, **kwargs):
+    def test_mixed_precision_gradients_match_keras_loop(self):
+        self.check_gradients_match_keras_loop(
+            True, atol=2e-3, rtol=1e-2, dtype="mixed_float16"
+        )
+
+    def check_gradients_match_keras_loop(
+        self, teacher_forced, atol=1e-6, rtol=1e-5, **kwargs
+    ):
         model = decoder_model(teacher_forced, **kwargs)
         inputs = model_inputs(teacher_forced, kwargs.get("output_length"))
         deferred = gradients(model, inputs)
@@ -168,19 +173,7 @@ class TestDecoderLoop(TestCase):
             expected = gradients(model, inputs)
         assert len(deferred) == len(expected)
         for actual, wanted in zip(deferred, expected):
-            self.assertAllClose(actual, wanted, atol=1e-6, rtol=1e-5)
-
-    def test_mixed_precision_gradients_match_keras_loop(self):
-        model = decoder_model(True, dtype="mixed_float16")
-        inputs = model_inputs(True)
-        deferred = gradients(model, inputs)
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(
-                AttentionDecoder, "inner_loop", keras.layers.RNN.inner_loop
-            )
-            expected = gradients(model, inputs)
-        for actual, wanted in zip(deferred, expected):
-            self.assertAllClose(actual, wanted, atol=2e-3, rtol=1e-2)
+            self.assertAllClose(actual, wanted, atol=atol, rtol=rtol)
 
     @pytest.mark.parametrize("batch_size, deferred", [(32, True), (33, False)])
     def test_used_up_to_batch_size_32(self, batch_size, deferred):
