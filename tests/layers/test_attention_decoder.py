@@ -14,6 +14,8 @@ from keras_seqext import AttentionDecoderCell
 from tests.test_case import TestCase
 
 BATCH, INPUT_LENGTH, MEMORY_DIM, UNITS, OUTPUT_DIM = 3, 6, 4, 5, 7
+# The columns of the cell's input kernels: three gate blocks and the output.
+GATES_DIM = 3 * UNITS + OUTPUT_DIM
 # Steps 4 and 5 of the first sequence and step 0 of the second are masked:
 # the second sequence starts under the mask, which moves its h_0.
 MASK = np.array(
@@ -179,6 +181,27 @@ class TestAttentionDecoderMath(TestCase):
         self.assertAllClose(outputs, expected_outputs, atol=1e-5)
         self.assertAllClose(weights, expected_weights, atol=1e-5)
 
+    @pytest.mark.parametrize("score", list(SCORE_KWARGS))
+    @pytest.mark.parametrize("masked", [False, True])
+    def test_projected_values_match_numpy_reference(self, score, masked):
+        """A batch of one short sequence, for which every step reads the
+        values projected once, `C h`, decodes as the equations say."""
+        decoder = make_decoder(
+            output_length=4,
+            return_attention_weights=True,
+            **SCORE_KWARGS[score],
+        )
+        memory = memory_for(score)[:1, :3]
+        mask = np.array([[False, True, True]]) if masked else None
+        outputs, weights = decoder(memory, mask=mask)
+        values = decoder.cell.attention_memory(memory, mask)[0]
+        assert values.shape[-1] == GATES_DIM  # projected
+        expected_outputs, expected_weights, _ = numpy_decoder(
+            decoder.cell, memory, mask, 4
+        )
+        self.assertAllClose(outputs, expected_outputs, atol=1e-5)
+        self.assertAllClose(weights, expected_weights, atol=1e-5)
+
     def test_additive_outputs_are_pinned(self):
         """The additive score's outputs, pinned before the other scores
         were added (same weights, memory and mask)."""
@@ -265,6 +288,30 @@ class TestAttentionDecoderMath(TestCase):
         )
         trainable = sum(np.prod(w.shape) for w in model.trainable_weights)
         assert trainable == 363_900
+
+
+class TestAttentionMemory(TestCase):
+    @pytest.mark.parametrize(
+        "shape, projected",
+        [
+            # A step reads 18 * 22 values projected, 18 * 4 + 4 * 22 not.
+            ((BATCH, INPUT_LENGTH, MEMORY_DIM), False),
+            # 3 * 22 against 3 * 4 + 4 * 22.
+            ((1, 3, MEMORY_DIM), True),
+            # A memory at least as wide as the gates is always projected.
+            ((BATCH, INPUT_LENGTH, GATES_DIM), True),
+        ],
+    )
+    def test_values_are_projected_when_a_step_reads_less(
+        self, shape, projected
+    ):
+        decoder = make_decoder()
+        memory = random_memory(shape=shape)
+        decoder(memory)
+        values, keys = decoder.cell.attention_memory(memory)
+        expected = GATES_DIM if projected else shape[-1]
+        assert tuple(values.shape) == (*shape[:2], expected)
+        assert tuple(keys.shape) == (*shape[:2], UNITS)
 
 
 class TestAttentionDecoderMasking(TestCase):

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from keras_seqext import AttentionDecoder
+from tests.layers.test_attention_decoder import BATCH
+from tests.layers.test_attention_decoder import GATES_DIM
 from tests.layers.test_attention_decoder import INPUT_LENGTH
 from tests.layers.test_attention_decoder import MASK
 from tests.layers.test_attention_decoder import MEMORY_DIM
@@ -85,7 +87,7 @@ class _NoTape:
         return projection
 
 
-def decoder_model(teacher_forced, **kwargs):
+def decoder_model(teacher_forced, memory_dim=MEMORY_DIM, **kwargs):
     """The decoder in a functional model, so that it runs under its dtype
     policy's autocast as in `fit`."""
     decoder = AttentionDecoder(
@@ -97,7 +99,7 @@ def decoder_model(teacher_forced, **kwargs):
         **kwargs,
     )
     output_length = kwargs.get("output_length") or INPUT_LENGTH
-    memory = keras.Input((INPUT_LENGTH, MEMORY_DIM))
+    memory = keras.Input((INPUT_LENGTH, memory_dim))
     if not teacher_forced:
         return keras.Model(memory, decoder(memory))
     targets = keras.Input((output_length, OUTPUT_DIM))
@@ -106,8 +108,8 @@ def decoder_model(teacher_forced, **kwargs):
     return keras.Model([memory, targets, mask], outputs)
 
 
-def model_inputs(teacher_forced, output_length=None):
-    memory = random_memory()
+def model_inputs(teacher_forced, output_length=None, memory_dim=MEMORY_DIM):
+    memory = random_memory(shape=(BATCH, INPUT_LENGTH, memory_dim))
     if not teacher_forced:
         return [memory]
     rng = np.random.default_rng(2)
@@ -147,6 +149,9 @@ class TestDecoderLoop(TestCase):
             {"score": "location", "max_source_length": 8},
             {"feedback": "one_hot", "output_length": 3},
             {"unroll": True},
+            # Wide enough that the values are projected once per sequence,
+            # and `context_kernel` is not applied at each step.
+            {"memory_dim": GATES_DIM},
         ],
     )
     def test_gradients_match_keras_loop(self, kwargs):
@@ -164,7 +169,11 @@ class TestDecoderLoop(TestCase):
         self, teacher_forced, atol=1e-6, rtol=1e-5, **kwargs
     ):
         model = decoder_model(teacher_forced, **kwargs)
-        inputs = model_inputs(teacher_forced, kwargs.get("output_length"))
+        inputs = model_inputs(
+            teacher_forced,
+            kwargs.get("output_length"),
+            kwargs.get("memory_dim", MEMORY_DIM),
+        )
         deferred = gradients(model, inputs)
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(
