@@ -413,11 +413,11 @@ class AttentionDecoderCell(keras.layers.Layer):
         gates_dim` against `batch * T_in * memory_dim` plus the kernel's
         `memory_dim * gates_dim`. That always holds when `gates_dim <=
         memory_dim`; otherwise it needs the batch size and `T_in`, and with
-        either unknown (as in TensorFlow's `fit`, which traces the step for any
-        batch size) the values stay as they are. In the tutorial's model (150
-        units, 50 classes, 5 steps, so up to batch size 42) on JAX, a
-        training step took 9% less time at batch size 16 and 4% less at 32
-        (medians of paired rounds); on torch the change was within the
+        either unknown (as in TensorFlow's `fit`, which traces its step for
+        any batch size) the values stay as they are. In the tutorial's
+        model (150 units, 50 classes, 5 steps: up to batch size 42) on JAX,
+        a training step took 9% less time at batch size 16 and 4% less at
+        32 (medians of paired rounds); on torch the change was within the
         machine's noise.
         """
         batch_size, length, memory_dim = memory_shape
