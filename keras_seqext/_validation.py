@@ -27,6 +27,31 @@ def check_bool(owner, name, value):
     return value
 
 
+def check_seed(owner, name, value):
+    """Returns `value` if it is an int or None, as `SeedGenerator` takes."""
+    is_int = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if value is not None and not is_int:
+        raise ValueError(
+            f"Invalid value for argument `{name}` of {owner}. Expected an "
+            f"integer or None. Received: {name}={value!r}"
+        )
+    return value
+
+
+def check_keras_object(owner, name, value, get):
+    """Returns `get(value)`, where `get` is a Keras getter such as
+    `keras.activations.get`, with its error naming `owner` and `name`."""
+    try:
+        return get(value)
+    except (ValueError, TypeError) as error:
+        role = name.rsplit("_", 1)[-1]
+        raise ValueError(
+            f"Invalid value for argument `{name}` of {owner}. Expected a "
+            f"Keras {role}: a name, a config or an object ({error}). "
+            f"Received: {name}={value!r}"
+        ) from error
+
+
 def check_probability(owner, name, value):
     """Returns `value` if it is a real number in [0, 1]."""
     is_real = isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -53,7 +78,9 @@ def check_required_for_score(owner, name, value, score, needing_score):
             f"used by score={needing_score!r}; expected None with "
             f"score={score!r}. Received: {name}={value!r}"
         )
-    return check_positive_int(owner, name, value, allow_none=True)
+    return check_positive_int(
+        owner, name, value, allow_none=score != needing_score
+    )
 
 
 def check_choice(owner, name, value, choices):

@@ -5,6 +5,8 @@ Keras layers do: as `<kind>_initializer`, `<kind>_regularizer` and
 
 import keras
 
+from keras_seqext._validation import check_keras_object
+
 # Each role's `get`, which takes a name, a config or an object.
 GETTERS = {
     "initializer": keras.initializers.get,
@@ -14,16 +16,20 @@ GETTERS = {
 ROLES = tuple(GETTERS)
 
 
-def get_weight_argument(name, value):
-    """`value` of the argument `name` (such as `"kernel_initializer"`) as an
-    object, by the `get` of its role."""
-    return GETTERS[name.rsplit("_", 1)[1]](value)
+def get_weight_argument(owner, name, value):
+    """`value` of the argument `name` (such as `"kernel_initializer"`) of
+    the layer class `owner`, as an object, by the `get` of its role."""
+    getter = GETTERS[name.rsplit("_", 1)[1]]
+    return check_keras_object(owner, name, value, getter)
 
 
 def set_weight_arguments(layer, kind, initializer, regularizer, constraint):
     """Stores the three arguments of `kind` on `layer`, deserialized."""
     for role, value in zip(ROLES, (initializer, regularizer, constraint)):
-        setattr(layer, f"{kind}_{role}", GETTERS[role](value))
+        name = f"{kind}_{role}"
+        setattr(
+            layer, name, get_weight_argument(type(layer).__name__, name, value)
+        )
 
 
 def add_weight_of_kind(layer, kind, name, shape):

@@ -6,14 +6,18 @@ import keras
 from keras import ops
 
 from keras_seqext._replicas import replica_context
+from keras_seqext._validation import check_bool
 from keras_seqext._validation import check_choice
 from keras_seqext._validation import check_dot_sizes
+from keras_seqext._validation import check_keras_object
 from keras_seqext._validation import check_positive_int
 from keras_seqext._validation import check_probability
 from keras_seqext._validation import check_required_for_score
+from keras_seqext._validation import check_seed
 from keras_seqext._validation import check_source_length
 from keras_seqext._validation import shape_error
 from keras_seqext._weight_arguments import add_weight_of_kind
+from keras_seqext._weight_arguments import get_weight_argument
 from keras_seqext._weight_arguments import set_weight_arguments
 from keras_seqext._weight_arguments import weight_arguments_config
 from keras_seqext.layers.attention_scores import SCORES
@@ -182,8 +186,15 @@ class AttentionDecoderCell(keras.layers.Layer):
         self.feedback = check_choice(
             owner, "feedback", feedback, FEEDBACK_MODES
         )
-        self.activation = keras.activations.get(activation)
-        self.output_activation = keras.activations.get(output_activation)
+        self.activation = check_keras_object(
+            owner, "activation", activation, keras.activations.get
+        )
+        self.output_activation = check_keras_object(
+            owner,
+            "output_activation",
+            output_activation,
+            keras.activations.get,
+        )
         set_weight_arguments(
             self,
             "kernel",
@@ -700,6 +711,35 @@ class AttentionDecoder(keras.layers.RNN):
         output_length = check_positive_int(
             owner, "output_length", output_length, allow_none=True
         )
+        for name, flag in (
+            ("return_attention_weights", return_attention_weights),
+            ("return_probabilities", return_probabilities),
+            ("return_state", return_state),
+            ("unroll", unroll),
+        ):
+            check_bool(owner, name, flag)
+        check_seed(owner, "seed", seed)
+        for name, activation_argument in (
+            ("activation", activation),
+            ("output_activation", output_activation),
+        ):
+            check_keras_object(
+                owner, name, activation_argument, keras.activations.get
+            )
+        weight_arguments = {
+            "kernel_initializer": kernel_initializer,
+            "recurrent_initializer": recurrent_initializer,
+            "bias_initializer": bias_initializer,
+            "kernel_regularizer": kernel_regularizer,
+            "recurrent_regularizer": recurrent_regularizer,
+            "bias_regularizer": bias_regularizer,
+            "kernel_constraint": kernel_constraint,
+            "recurrent_constraint": recurrent_constraint,
+            "bias_constraint": bias_constraint,
+        }
+        for name, value in weight_arguments.items():
+            get_weight_argument(owner, name, value)
+        get_weight_argument(owner, "activity_regularizer", activity_regularizer)
         if return_probabilities and return_attention_weights:
             raise ValueError(
                 f"Invalid arguments for {owner}: `return_probabilities=True` "
@@ -716,15 +756,7 @@ class AttentionDecoder(keras.layers.RNN):
             activation=activation,
             output_activation=output_activation,
             feedback=feedback,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            kernel_regularizer=kernel_regularizer,
-            recurrent_regularizer=recurrent_regularizer,
-            bias_regularizer=bias_regularizer,
-            kernel_constraint=kernel_constraint,
-            recurrent_constraint=recurrent_constraint,
-            bias_constraint=bias_constraint,
+            **weight_arguments,
             dtype=kwargs.get("dtype"),
             trainable=kwargs.get("trainable", True),
             name="attention_decoder_cell",

@@ -7,6 +7,7 @@ from keras import ops
 
 from keras_seqext._validation import check_bool
 from keras_seqext._validation import check_choice
+from keras_seqext._validation import check_keras_object
 from keras_seqext._validation import check_positive_int
 from keras_seqext._validation import shape_error
 from keras_seqext._weight_arguments import get_weight_argument
@@ -29,14 +30,16 @@ def _lstm_arguments(owner, activation, dropout, recurrent_dropout, **weights):
             )
     arguments = {
         "activation": keras.activations.serialize(
-            keras.activations.get(activation)
+            check_keras_object(
+                owner, "activation", activation, keras.activations.get
+            )
         ),
         "dropout": float(dropout),
         "recurrent_dropout": float(recurrent_dropout),
     }
     for name, value in weights.items():
         arguments[name] = keras.saving.serialize_keras_object(
-            get_weight_argument(name, value)
+            get_weight_argument(owner, name, value)
         )
     return arguments
 
@@ -52,17 +55,6 @@ def _check_units(owner, units):
             f"units={units!r}"
         )
     return [check_positive_int(owner, "units", size) for size in units]
-
-
-def _check_sequences_shape(owner, shape):
-    if len(shape) != 3 or shape[-1] is None:
-        raise shape_error(
-            owner,
-            "inputs",
-            "a rank-3 tensor (batch, timesteps, features) with a known "
-            "feature size",
-            shape,
-        )
 
 
 def _lstm_stack(sizes, arguments, name, dtype, last_returns_sequences):
@@ -175,15 +167,39 @@ class LSTMEncoder(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, inputs_shape):
-        _check_sequences_shape(type(self).__name__, inputs_shape)
+        self.check_inputs_shape(type(self).__name__, inputs_shape)
         _build_stack(self.lstms, inputs_shape)
 
     def call(self, inputs, mask=None, training=None):
+        self.check_inputs_shape(type(self).__name__, inputs.shape)
         return _run_stack(self.lstms, inputs, mask, training)
 
     def compute_output_shape(self, inputs_shape):
-        _check_sequences_shape(type(self).__name__, inputs_shape)
+        self.check_inputs_shape(type(self).__name__, inputs_shape)
         return (inputs_shape[0], self.units[-1])
+
+    def check_inputs_shape(self, owner, shape):
+        """Raises, naming `owner`, unless `shape` is rank 3 with the feature
+        size the first LSTM was built for (any, before the build)."""
+        if len(shape) != 3 or shape[-1] is None:
+            raise shape_error(
+                owner,
+                "inputs",
+                "a rank-3 tensor (batch, timesteps, features) with a known "
+                "feature size",
+                shape,
+            )
+        if not self.built:
+            return
+        built_features = self.lstms[0].cell.kernel.shape[0]
+        if shape[-1] != built_features:
+            raise shape_error(
+                owner,
+                "inputs",
+                f"(batch, timesteps, {built_features}), the feature size the "
+                "layer was built with",
+                shape,
+            )
 
     def compute_mask(self, inputs, mask=None):
         # The code is one vector per sequence: nothing left to mask.
@@ -366,22 +382,26 @@ class LSTMAutoencoder(keras.layers.Layer):
         self.return_encoding = check_bool(
             owner, "return_encoding", return_encoding
         )
+        lstm_arguments = {
+            "activation": activation,
+            "dropout": dropout,
+            "recurrent_dropout": recurrent_dropout,
+            "kernel_initializer": kernel_initializer,
+            "recurrent_initializer": recurrent_initializer,
+            "bias_initializer": bias_initializer,
+            "kernel_regularizer": kernel_regularizer,
+            "recurrent_regularizer": recurrent_regularizer,
+            "bias_regularizer": bias_regularizer,
+            "kernel_constraint": kernel_constraint,
+            "recurrent_constraint": recurrent_constraint,
+            "bias_constraint": bias_constraint,
+        }
+        # Checked here first, so that an error names this layer, not the
+        # encoder it builds.
+        _check_units(owner, units)
+        _lstm_arguments(owner, **lstm_arguments)
         self.encoder = LSTMEncoder(
-            units,
-            activation=activation,
-            dropout=dropout,
-            recurrent_dropout=recurrent_dropout,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            kernel_regularizer=kernel_regularizer,
-            recurrent_regularizer=recurrent_regularizer,
-            bias_regularizer=bias_regularizer,
-            kernel_constraint=kernel_constraint,
-            recurrent_constraint=recurrent_constraint,
-            bias_constraint=bias_constraint,
-            name="encoder",
-            dtype=self.dtype_policy,
+            units, name="encoder", dtype=self.dtype_policy, **lstm_arguments
         )
         mirrored = self.encoder.units[::-1]
         arguments = self.encoder.lstm_arguments
@@ -410,13 +430,14 @@ class LSTMAutoencoder(keras.layers.Layer):
         return self.encoder.units
 
     def build(self, inputs_shape):
-        _check_sequences_shape(type(self).__name__, inputs_shape)
+        self.encoder.check_inputs_shape(type(self).__name__, inputs_shape)
         self.encoder.build(inputs_shape)
         code_shape = self.encoder.compute_output_shape(inputs_shape)
         for decoder in self._decoders():
             decoder.build(code_shape, self.output_dim or inputs_shape[-1])
 
     def call(self, inputs, mask=None, training=None):
+        self.encoder.check_inputs_shape(type(self).__name__, inputs.shape)
         code = self.encoder(inputs, mask=mask, training=training)
         outputs = []
         if self.reconstruction_decoder is not None:
@@ -437,7 +458,7 @@ class LSTMAutoencoder(keras.layers.Layer):
         return self._arrange(outputs, code)
 
     def compute_output_shape(self, inputs_shape):
-        _check_sequences_shape(type(self).__name__, inputs_shape)
+        self.encoder.check_inputs_shape(type(self).__name__, inputs_shape)
         batch_size, length, features = inputs_shape
         output_dim = self.output_dim or features
         shapes = []

@@ -87,8 +87,10 @@ class LuongAttention(keras.layers.Layer):
 
     Raises:
         ValueError: on a bad argument, inputs that are not a list of 2 or 3
-            rank-3 tensors, query and key sizes that differ under `"dot"`,
-            or a value sequence longer than `max_source_length`.
+            rank-3 tensors, a mask that is not a list of 2 or 3, feature
+            sizes other than those the weights were built for, query and
+            key sizes that differ under `"dot"`, or a value sequence longer
+            than `max_source_length`.
 
     Example:
 
@@ -137,11 +139,13 @@ class LuongAttention(keras.layers.Layer):
             kernel_constraint,
         )
         self.supports_masking = True
+        self._built_sizes = {}
 
     def build(self, inputs_shape):
         query_shape, value_shape, key_shape = self._check_shapes(inputs_shape)
         query_dim, value_dim = query_shape[-1], value_shape[-1]
         key_dim = key_shape[-1]
+        self._built_sizes = self._weighted_sizes(query_dim, value_dim, key_dim)
         if self.score == "general":
             self.score_kernel = self._kernel(
                 "score_kernel", (key_dim, query_dim)
@@ -164,13 +168,25 @@ class LuongAttention(keras.layers.Layer):
     def _kernel(self, name, shape):
         return add_weight_of_kind(self, "kernel", name, shape)
 
+    def _weighted_sizes(self, query_dim, value_dim, key_dim):
+        """The feature sizes that the weights' shapes are built on: a later
+        call must keep these, and may change the others."""
+        sizes = {}
+        if self.score != "dot" or self.attentional_units is not None:
+            sizes["query"] = query_dim
+        if self.score in ("general", "concat"):
+            sizes["key"] = key_dim
+        if self.attentional_units is not None:
+            sizes["value"] = value_dim
+        return sizes
+
     def call(
         self, inputs, mask=None, return_attention_scores=False, training=None
     ):
         self._check_shapes([tuple(t.shape) for t in _as_list(inputs)])
         query, value = inputs[0], inputs[1]
         key = inputs[2] if len(inputs) > 2 else value
-        query_mask, value_mask = _query_and_value_masks(mask)
+        query_mask, value_mask = self._query_and_value_masks(mask)
 
         scores = self._scores(query, key)
         if value_mask is not None:
@@ -202,8 +218,23 @@ class LuongAttention(keras.layers.Layer):
         )
 
     def compute_mask(self, inputs, mask=None):
-        query_mask, _ = _query_and_value_masks(mask)
+        query_mask, _ = self._query_and_value_masks(mask)
         return query_mask
+
+    def _query_and_value_masks(self, mask):
+        """`mask` as `(query_mask, value_mask)`. A lone tensor is refused,
+        as `keras.layers.Attention` refuses it: its rows would be read as
+        the two masks."""
+        if mask is None:
+            return None, None
+        if not isinstance(mask, (list, tuple)) or not 2 <= len(mask) <= 3:
+            raise ValueError(
+                f"Invalid value for argument `mask` of {type(self).__name__}. "
+                "Expected a list of 2 or 3 masks (or None), [query_mask, "
+                "value_mask] or [query_mask, value_mask, key_mask]. "
+                f"Received: mask={_describe(mask)}"
+            )
+        return mask[0], mask[1]
 
     def compute_output_shape(self, inputs_shape):
         query_shape, value_shape, _ = self._check_shapes(inputs_shape)
@@ -246,6 +277,15 @@ class LuongAttention(keras.layers.Layer):
                     "feature size",
                     shape,
                 )
+            built_size = self._built_sizes.get(name)
+            if built_size is not None and shape[-1] != built_size:
+                raise shape_error(
+                    owner,
+                    name,
+                    f"(batch, steps, {built_size}), the feature size the "
+                    "layer was built with",
+                    shape,
+                )
         if self.score == "dot":
             check_dot_sizes(
                 owner,
@@ -273,7 +313,9 @@ def _as_list(inputs):
     return list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
 
 
-def _query_and_value_masks(mask):
-    if mask is None:
-        return None, None
-    return mask[0], mask[1]
+def _describe(mask):
+    """A mask argument for an error: its shape(s), not its values."""
+    if isinstance(mask, (list, tuple)):
+        return [_describe(m) for m in mask]
+    shape = getattr(mask, "shape", None)
+    return mask if shape is None else f"a tensor of shape {tuple(shape)}"

@@ -656,6 +656,17 @@ class TestAttentionDecoderErrors:
             ({"teacher_forcing_probability": 1.5}, "teacher_forcing"),
             ({"teacher_forcing_probability": -0.1}, "teacher_forcing"),
             ({"teacher_forcing_probability": "1"}, "teacher_forcing"),
+            ({"return_state": "yes"}, "return_state"),
+            ({"return_attention_weights": 1}, "return_attention_weights"),
+            ({"return_probabilities": "no"}, "return_probabilities"),
+            ({"unroll": None}, "unroll"),
+            ({"seed": "abc"}, "seed"),
+            ({"activation": "nope"}, "activation"),
+            ({"output_activation": 3}, "output_activation"),
+            ({"kernel_initializer": "nope"}, "kernel_initializer"),
+            ({"recurrent_regularizer": "nope"}, "recurrent_regularizer"),
+            ({"bias_constraint": "nope"}, "bias_constraint"),
+            ({"activity_regularizer": "nope"}, "activity_regularizer"),
         ],
     )
     def test_bad_argument(self, kwargs, argument):

@@ -243,7 +243,10 @@ class TestLSTMAutoencoderErrors:
         [
             ({"mode": "denoise"}, "mode"),
             ({"mode": "predict"}, "prediction_length"),
-            ({"mode": "composite", "prediction_length": 0}, "prediction"),
+            (
+                {"mode": "composite", "prediction_length": 0},
+                "prediction_length",
+            ),
             ({"prediction_length": 3}, "prediction_length"),
             ({"units": []}, "units"),
             ({"units": 0}, "units"),
@@ -254,11 +257,38 @@ class TestLSTMAutoencoderErrors:
             ({"recurrent_dropout": -0.1}, "recurrent_dropout"),
             ({"reverse_reconstruction": "no"}, "reverse_reconstruction"),
             ({"return_encoding": 1}, "return_encoding"),
+            ({"activation": "nope"}, "activation"),
+            ({"kernel_initializer": "nope"}, "kernel_initializer"),
+            ({"bias_regularizer": "nope"}, "bias_regularizer"),
         ],
     )
     def test_bad_argument(self, kwargs, argument):
-        with pytest.raises(ValueError, match=f"`{argument}"):
+        # The encoder's arguments too: the error names the autoencoder.
+        with pytest.raises(ValueError, match=f"`{argument}` of LSTMAutoenc"):
             LSTMAutoencoder(**{"units": 4, **kwargs})
+
+    @pytest.mark.parametrize(
+        "kwargs, argument",
+        [
+            ({"units": 0}, "units"),
+            ({"dropout": 1.5}, "dropout"),
+            ({"activation": "nope"}, "activation"),
+            ({"recurrent_initializer": "nope"}, "recurrent_initializer"),
+        ],
+    )
+    def test_encoder_bad_argument(self, kwargs, argument):
+        with pytest.raises(ValueError, match=f"`{argument}` of LSTMEncoder"):
+            LSTMEncoder(**{"units": 4, **kwargs})
+
+    @pytest.mark.parametrize("layer_class", [LSTMAutoencoder, LSTMEncoder])
+    def test_feature_size_other_than_built(self, layer_class):
+        layer = layer_class(4)
+        layer(np.zeros((BATCH, LENGTH, 3), "float32"))
+        expected = f"`inputs` of {layer_class.__name__}.*built with"
+        with pytest.raises(ValueError, match=expected):
+            layer(np.zeros((BATCH, LENGTH, 5), "float32"))
+        with pytest.raises(ValueError, match=expected):
+            layer(keras.KerasTensor((None, None, 5)))
 
     @pytest.mark.parametrize("shape", [(BATCH, LENGTH), (BATCH, 2, 3, 4)])
     def test_input_rank_other_than_three(self, shape):

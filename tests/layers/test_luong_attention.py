@@ -214,6 +214,7 @@ class TestLuongAttentionErrors:
             ({"score": "additive"}, "score"),
             ({"score": "concat"}, "units"),
             ({"score": "concat", "units": 0}, "units"),
+            ({"score": "concat", "units": -3}, "units.*positive integer\\."),
             ({"score": "location"}, "max_source_length"),
             ({"score": "location", "max_source_length": -2}, "max_source"),
             ({"attentional_units": 1.5}, "attentional_units"),
@@ -252,3 +253,48 @@ class TestLuongAttentionErrors:
         query, value, _ = random_inputs()
         with pytest.raises(ValueError, match="`value`.*rank-3"):
             LuongAttention()([query, value[:, 0]])
+
+    @pytest.mark.parametrize(
+        "mask",
+        [
+            VALUE_MASK[:, :QUERY_STEPS],  # a lone tensor, not a list
+            [VALUE_MASK],
+            [QUERY_MASK, VALUE_MASK, VALUE_MASK, VALUE_MASK],
+        ],
+    )
+    def test_mask_not_a_list_of_two_or_three(self, mask):
+        # Self-attention, so that a lone mask's rows would broadcast.
+        query, _, _ = random_inputs()
+        with pytest.raises(ValueError, match="`mask`.*list of 2 or 3"):
+            LuongAttention("dot")([query, query], mask=mask)
+
+    @pytest.mark.parametrize(
+        "kwargs, changed, argument",
+        [
+            ({"score": "general"}, 0, "query"),
+            ({"score": "general"}, 2, "key"),
+            ({"score": "concat", "units": 7}, 0, "query"),
+            ({"score": "location", "max_source_length": 8}, 0, "query"),
+            ({"score": "dot", "attentional_units": 3}, 1, "value"),
+        ],
+    )
+    def test_feature_size_other_than_built(self, kwargs, changed, argument):
+        layer = LuongAttention(**kwargs)
+        inputs = random_inputs()
+        layer(inputs)
+        inputs[changed] = np.concatenate([inputs[changed]] * 2, axis=-1)
+        with pytest.raises(
+            ValueError, match=f"`{argument}`.*the layer was built with"
+        ):
+            layer(inputs)
+        with pytest.raises(ValueError, match=f"`{argument}`"):
+            layer.compute_output_shape([x.shape for x in inputs])
+
+    def test_sizes_without_weights_may_change(self):
+        """`dot` without the attentional state has no weights: like
+        `Attention`, it takes other feature sizes in a later call."""
+        layer = LuongAttention("dot")
+        query, value, key = random_inputs()
+        layer([query, value, key])
+        output = layer([query, value[..., :2], key])
+        assert output.shape == (BATCH, QUERY_STEPS, 2)
