@@ -17,8 +17,9 @@ def decoder_arguments(decoder):
     `AttentionDecoder`: `(memory, others)`.
 
     Keras records positional arguments first and keyword ones sorted by
-    name, so the memory (`sequences`) is the first rank-3 tensor either way;
-    the others are `targets` (rank 3), `initial_state` and a mask (rank 2).
+    name, so the memory (`encoder_sequence`) is the first rank-3 tensor
+    either way; the others are `targets` (rank 3), `initial_state` and a
+    mask (rank 2).
 
     Raises:
         AttributeError or ValueError: the decoder was not called on

@@ -247,7 +247,7 @@ class TestBeamSearch(TestCase):
 class TestMaskedInputs(TestCase):
     def test_padding_decodes_as_the_unpadded_input(self):
         """The tutorial's model, with targets: the decoder gets the mask of
-        `Embedding(mask_zero=True)` as `sequences_mask`."""
+        `Embedding(mask_zero=True)` as `encoder_sequence_mask`."""
         tokens = keras.Input((None,), dtype="int32")
         targets = keras.Input((LENGTH, VOCABULARY), optional=True)
         embedded = keras.layers.Embedding(7, FEATURES, mask_zero=True)(tokens)

@@ -602,20 +602,20 @@ class AttentionDecoder(keras.layers.RNN):
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
 
     Call arguments:
-        sequences: The memory, `(batch, T_in, memory_dim)`.
+        encoder_sequence: The memory, `(batch, T_in, memory_dim)`.
         targets: The true outputs, `(batch, T_out, output_dim)`, for teacher
             forcing in training; ignored at inference. Defaults to `None`.
-        initial_state: The initial decoder state `s_0`, `(batch, units)` (or
-            a list holding it), instead of `tanh(W_s h_0)`. Defaults to
-            `None`.
         mask: Boolean `(batch, T_in)`, True on the memory steps to attend
             to. Keras passes the encoder's mask here by itself. Defaults to
             `None`.
         training: Python boolean, whether the call is in training mode.
-        sequences_mask: The same as `mask`. When a call has more than one
-            tensor argument (`targets` or `initial_state` too), Keras passes the
-            encoder's mask under this name instead of `mask`. Defaults to
+        initial_state: The initial decoder state `s_0`, `(batch, units)` (or
+            a list holding it), instead of `tanh(W_s h_0)`. Defaults to
             `None`.
+        encoder_sequence_mask: The same as `mask`. When a call has more than
+            one tensor argument (`targets` or `initial_state` too), Keras
+            passes the encoder's mask under this name instead of `mask`.
+            Defaults to `None`.
 
     Returns:
         The outputs `(batch, T_out, output_dim)`, or the attention weights
@@ -789,35 +789,40 @@ class AttentionDecoder(keras.layers.RNN):
         )
 
     def build(
-        self, sequences_shape, targets_shape=None, initial_state_shape=None
+        self,
+        encoder_sequence_shape,
+        targets_shape=None,
+        initial_state_shape=None,
     ):
-        self._check_shapes(sequences_shape, targets_shape, initial_state_shape)
-        self.cell.build(sequences_shape)
+        self._check_shapes(
+            encoder_sequence_shape, targets_shape, initial_state_shape
+        )
+        self.cell.build(encoder_sequence_shape)
 
     def call(
         self,
-        sequences,
+        encoder_sequence,
         targets=None,
-        initial_state=None,
         mask=None,
         training=None,
-        sequences_mask=None,
+        initial_state=None,
+        encoder_sequence_mask=None,
     ):
         if mask is None:
-            mask = sequences_mask
+            mask = encoder_sequence_mask
         self._check_shapes(
-            sequences.shape,
+            encoder_sequence.shape,
             None if targets is None else tuple(targets.shape),
             None if initial_state is None else _shapes_of(initial_state),
         )
         if initial_state is not None:
             initial_state = keras.tree.flatten(initial_state)[0]
-        states = self.cell.initial_state(sequences, mask, initial_state)
+        states = self.cell.initial_state(encoder_sequence, mask, initial_state)
         step_inputs = self._step_inputs(
-            sequences, targets if training else None
+            encoder_sequence, targets if training else None
         )
         with self.cell._decoder_loop(
-            self.cell.attention_memory(sequences, mask)
+            self.cell.attention_memory(encoder_sequence, mask)
         ):
             result = super().call(
                 step_inputs, initial_state=states, training=training
@@ -886,10 +891,15 @@ class AttentionDecoder(keras.layers.RNN):
         self._unroll = value
 
     def compute_output_shape(
-        self, sequences_shape, targets_shape=None, initial_state_shape=None
+        self,
+        encoder_sequence_shape,
+        targets_shape=None,
+        initial_state_shape=None,
     ):
-        self._check_shapes(sequences_shape, targets_shape, initial_state_shape)
-        batch_size, input_length = sequences_shape[:2]
+        self._check_shapes(
+            encoder_sequence_shape, targets_shape, initial_state_shape
+        )
+        batch_size, input_length = encoder_sequence_shape[:2]
         output_length = self.output_length or input_length
         return self._select_outputs(
             (batch_size, output_length, self.output_dim),
@@ -957,23 +967,23 @@ class AttentionDecoder(keras.layers.RNN):
         return selected[0] if len(selected) == 1 else tuple(selected)
 
     def _check_shapes(
-        self, sequences_shape, targets_shape, initial_state_shape
+        self, encoder_sequence_shape, targets_shape, initial_state_shape
     ):
         owner = type(self).__name__
-        if len(sequences_shape) != 3:
+        if len(encoder_sequence_shape) != 3:
             raise shape_error(
                 owner,
-                "sequences",
+                "encoder_sequence",
                 "a rank-3 tensor (batch, timesteps, features)",
-                sequences_shape,
+                encoder_sequence_shape,
             )
-        memory_dim = sequences_shape[-1]
+        memory_dim = encoder_sequence_shape[-1]
         if memory_dim is None:
             raise shape_error(
                 owner,
-                "sequences",
+                "encoder_sequence",
                 "a known feature size (batch, timesteps, features)",
-                sequences_shape,
+                encoder_sequence_shape,
             )
         built_dim = (
             self.cell.initial_kernel.shape[0] if self.cell.built else None
@@ -981,10 +991,10 @@ class AttentionDecoder(keras.layers.RNN):
         if built_dim is not None and memory_dim != built_dim:
             raise shape_error(
                 owner,
-                "sequences",
+                "encoder_sequence",
                 f"(batch, timesteps, {built_dim}), the feature size the "
                 "layer was built with",
-                sequences_shape,
+                encoder_sequence_shape,
             )
         if self.score == "dot":
             check_dot_sizes(
@@ -992,10 +1002,13 @@ class AttentionDecoder(keras.layers.RNN):
             )
         if self.score == "location":
             check_source_length(
-                owner, "sequences", sequences_shape, self.max_source_length
+                owner,
+                "encoder_sequence",
+                encoder_sequence_shape,
+                self.max_source_length,
             )
         if targets_shape is not None:
-            output_length = self.output_length or sequences_shape[1]
+            output_length = self.output_length or encoder_sequence_shape[1]
             known_lengths = None not in (output_length, targets_shape[1])
             if (
                 len(targets_shape) != 3

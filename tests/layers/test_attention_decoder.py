@@ -336,6 +336,17 @@ class TestAttentionDecoderMasking(TestCase):
         changed[0, 1] += 1.0
         self.assertNotAllClose(decoder(changed, mask=MASK)[0], before[0])
 
+    def test_call_arguments_in_design_order(self):
+        """`decoder(encoder_sequence, targets, mask, training,
+        initial_state)`, positionally or by name."""
+        decoder = make_decoder(return_probabilities=True)
+        memory = random_memory()
+        by_name = decoder(encoder_sequence=memory, mask=MASK)
+        positional = decoder(memory, None, MASK)
+        self.assertAllClose(positional, by_name)
+        weights = ops.convert_to_numpy(positional)
+        assert np.all(weights.transpose(1, 0, 2)[:, ~MASK] == 0)
+
     def test_fully_masked_sequence_gives_zero_weights_not_nan(self):
         decoder = make_decoder(return_attention_weights=True)
         mask = MASK.copy()
@@ -361,7 +372,7 @@ class TestAttentionDecoderMasking(TestCase):
     @pytest.mark.parametrize("with_initial_state", [False, True])
     def test_embedding_mask_reaches_the_decoder(self, with_initial_state):
         """With `initial_state` also a tensor, Keras passes the encoder mask
-        as `sequences_mask`; it must still be honoured."""
+        as `encoder_sequence_mask`; it must still be honoured."""
         tokens = keras.Input((INPUT_LENGTH,), dtype="int32")
         state = keras.Input((UNITS,))
         embedded = keras.layers.Embedding(9, MEMORY_DIM, mask_zero=True)(tokens)
@@ -684,7 +695,7 @@ class TestAttentionDecoderErrors:
         [((3, 4), "rank-3"), ((3, 5, 2, 4), "rank-3"), ((3, 5, None), "known")],
     )
     def test_bad_memory_shape_at_build(self, shape, expected):
-        with pytest.raises(ValueError, match=f"`sequences`.*{expected}"):
+        with pytest.raises(ValueError, match=f"`encoder_sequence`.*{expected}"):
             AttentionDecoder(4, 3)(keras.KerasTensor(shape))
 
     def test_dot_score_needs_units_equal_to_the_memory_size(self):
@@ -697,13 +708,17 @@ class TestAttentionDecoderErrors:
         decoder = AttentionDecoder(
             4, 3, score="location", max_source_length=INPUT_LENGTH - 1
         )
-        with pytest.raises(ValueError, match="sequences.*max_source_length"):
+        with pytest.raises(
+            ValueError, match="encoder_sequence.*max_source_length"
+        ):
             decoder(random_memory())
 
     def test_feature_size_other_than_built(self):
         decoder = AttentionDecoder(4, 3)
         decoder(random_memory())
-        with pytest.raises(ValueError, match=r"sequences.*\(batch, timesteps"):
+        with pytest.raises(
+            ValueError, match=r"`encoder_sequence`.*\(batch, timesteps"
+        ):
             decoder(random_memory(shape=(BATCH, INPUT_LENGTH, 9)))
 
     @pytest.mark.parametrize(
