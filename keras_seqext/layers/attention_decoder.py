@@ -83,7 +83,8 @@ class AttentionDecoderCell(keras.layers.Layer):
     `context_kernel` is `[C_r | C_z | C_p | C_o]` (to `c`), `bias` is
     `[b_r | b_z | b_p | b_o]`; `proposal_kernel` is `U_p`, `key_kernel` and
     `key_bias` are `U_a` and `b_a`, `score_vector` is `v_a` and
-    `initial_kernel` is the `W_s` of the initial state `s_0 = tanh(W_s h_0)`.
+    `initial_kernel` is the `W_s` of the initial state `s_0 = tanh(W_s h_0)`
+    (not made when the cell is built to be given `s_0`).
 
     The other scores of `attention_scores.py` replace `e_j` (with `s` as the
     query `h_t` and `h_j` as `h_s`): `"concat"` is the additive score
@@ -218,7 +219,11 @@ class AttentionDecoderCell(keras.layers.Layer):
         self._stepped_by_decoder = False
         self._projection_tape = None
 
-    def build(self, memory_shape):
+    def build(self, memory_shape, computes_initial_state=True):
+        """Makes the weights for a memory of `memory_shape`; `W_s` only
+        with `computes_initial_state`, since a decoder that is always given
+        `s_0` never reads it (and Keras' optimizers warn of a weight
+        without a gradient)."""
         memory_dim = memory_shape[-1]
         units, output_dim = self.units, self.output_dim
         if self.score == "dot":
@@ -241,7 +246,9 @@ class AttentionDecoderCell(keras.layers.Layer):
         def bias(name, shape):
             return add_weight_of_kind(self, "bias", name, shape)
 
-        self.initial_kernel = kernel("initial_kernel", (memory_dim, units))
+        self.initial_kernel = None
+        if computes_initial_state:
+            self.initial_kernel = kernel("initial_kernel", (memory_dim, units))
         if self.score in ("additive", "concat", "general"):
             self.key_kernel = kernel("key_kernel", (memory_dim, units))
         if self.score == "additive":
@@ -350,6 +357,13 @@ class AttentionDecoderCell(keras.layers.Layer):
         )
         if state is not None:
             return [output, state]
+        if self.initial_kernel is None:
+            raise ValueError(
+                f"{type(self).__name__} was built to be given the initial "
+                "state, so it has no `initial_kernel` to compute one. "
+                "Expected a `state` (`initial_state` of AttentionDecoder). "
+                "Received: state=None"
+            )
         if mask is None:
             first = memory[:, 0]
         else:
@@ -610,8 +624,9 @@ class AttentionDecoder(keras.layers.RNN):
             `None`.
         training: Python boolean, whether the call is in training mode.
         initial_state: The initial decoder state `s_0`, `(batch, units)` (or
-            a list holding it), instead of `tanh(W_s h_0)`. Defaults to
-            `None`.
+            a list holding it), instead of `tanh(W_s h_0)`. A decoder first
+            called (built) with it, as in a model with that input, has no
+            `W_s` and needs it in every call. Defaults to `None`.
         encoder_sequence_mask: The same as `mask`. When a call has more than
             one tensor argument (`targets` or `initial_state` too), Keras
             passes the encoder's mask under this name instead of `mask`.
@@ -797,7 +812,12 @@ class AttentionDecoder(keras.layers.RNN):
         self._check_shapes(
             encoder_sequence_shape, targets_shape, initial_state_shape
         )
-        self.cell.build(encoder_sequence_shape)
+        # Built on a given initial state (as in a model with that input),
+        # the decoder has no W_s: a call must then give the state.
+        self.cell.build(
+            encoder_sequence_shape,
+            computes_initial_state=initial_state_shape is None,
+        )
 
     def call(
         self,
@@ -986,7 +1006,7 @@ class AttentionDecoder(keras.layers.RNN):
                 encoder_sequence_shape,
             )
         built_dim = (
-            self.cell.initial_kernel.shape[0] if self.cell.built else None
+            self.cell.context_kernel.shape[0] if self.cell.built else None
         )
         if built_dim is not None and memory_dim != built_dim:
             raise shape_error(
@@ -1024,6 +1044,14 @@ class AttentionDecoder(keras.layers.RNN):
                     targets_shape,
                 )
         if initial_state_shape is None:
+            if self.cell.built and self.cell.initial_kernel is None:
+                raise ValueError(
+                    f"Invalid value for argument `initial_state` of {owner}. "
+                    "The layer was built with a given initial state, so it "
+                    "has no weights to compute one. Expected a tensor of "
+                    f"shape (batch, {self.units}). Received: "
+                    "initial_state=None"
+                )
             return
         state_shapes = (
             [initial_state_shape]

@@ -98,7 +98,7 @@ def numpy_decoder(
     W_r, W_z, W_p, W_o = np.split(w["feedback_kernel"], [u, 2 * u, 3 * u], 1)
     C_r, C_z, C_p, C_o = np.split(w["context_kernel"], [u, 2 * u, 3 * u], 1)
     b_r, b_z, b_p, b_o = np.split(w["bias"], [u, 2 * u, 3 * u])
-    U_p, W_s = w["proposal_kernel"], w["initial_kernel"]
+    U_p, W_s = w["proposal_kernel"], w.get("initial_kernel")
 
     def score(s, h):
         """e_j for every memory step j, from the paper's formulas."""
@@ -567,29 +567,39 @@ class TestAttentionDecoderKerasConventions(TestCase):
         self.assertAllClose(half(memory), full(memory), atol=1e-2)
 
     @pytest.mark.parametrize("jit_compile", [True, False])
-    # TensorFlow's optimizer warns that the unused W_s gets no gradient.
-    @pytest.mark.filterwarnings(
-        "ignore:Gradients do not exist for variables.*initial_kernel"
-    )
-    def test_functional_model_with_two_inputs(self, jit_compile):
-        """The encoder's last state seeds the decoder: two model inputs."""
+    # An error, not a warning: every weight gets a gradient.
+    @pytest.mark.filterwarnings("error:Gradients do not exist")
+    def test_functional_model_with_two_inputs(self, jit_compile, tmp_path):
+        """The encoder's last state seeds the decoder: two model inputs,
+        and no `W_s`, which would make `s_0` from the memory."""
         sequence = keras.Input((INPUT_LENGTH, MEMORY_DIM))
         start = keras.Input((UNITS,))
         encoded = keras.layers.LSTM(8, return_sequences=True)(sequence)
-        outputs = make_decoder(output_length=4)(encoded, initial_state=start)
+        decoder = make_decoder(output_length=4)
+        outputs = decoder(encoded, initial_state=start)
         model = keras.Model([sequence, start], outputs)
-        x = [random_memory(), np.zeros((BATCH, UNITS), "float32")]
+        assert "initial_kernel" not in [w.name for w in decoder.weights]
+        x = [random_memory(), np.ones((BATCH, UNITS), "float32")]
         y = np.eye(OUTPUT_DIM)[np.zeros((BATCH, 4), int)]
-        # W_s makes s_0 from the memory; with a given s_0 it is unused.
         history = self.run_training_test(
-            model,
-            x,
-            y,
-            steps=1,
-            unused_weights=("initial_kernel",),
-            jit_compile=jit_compile,
+            model, x, y, steps=1, jit_compile=jit_compile
         )
         assert len(history.history["loss"]) == 1
+        path = str(tmp_path / "model.keras")
+        model.save(path)
+        reloaded = keras.saving.load_model(path)
+        self.assertAllClose(
+            reloaded.predict(x, verbose=0), model.predict(x, verbose=0)
+        )
+
+    def test_built_with_a_given_state_needs_one(self):
+        decoder = make_decoder()
+        state = np.zeros((BATCH, UNITS), "float32")
+        decoder(random_memory(), initial_state=state)
+        with pytest.raises(ValueError, match="`initial_state`.*built with"):
+            decoder(random_memory())
+        with pytest.raises(ValueError, match="`initial_kernel`"):
+            decoder.cell.initial_state(random_memory())
 
     @pytest.mark.parametrize("score", ["additive", "general"])
     def test_compiled_fit_with_a_partial_last_batch(self, score):
