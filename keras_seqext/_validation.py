@@ -3,12 +3,16 @@
 import numbers
 
 
+def is_integer(value):
+    """An int, not a bool (which Python counts as one)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def check_positive_int(owner, name, value, allow_none=False):
     """Returns `value` if it is a positive int (or None when allowed)."""
     if value is None and allow_none:
         return value
-    is_int = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if not is_int or value <= 0:
+    if not is_integer(value) or value <= 0:
         expected = "a positive integer" + (" or None" if allow_none else "")
         raise ValueError(
             f"Invalid value for argument `{name}` of {owner}. Expected "
@@ -29,8 +33,7 @@ def check_bool(owner, name, value):
 
 def check_seed(owner, name, value):
     """Returns `value` if it is an int or None, as `SeedGenerator` takes."""
-    is_int = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if value is not None and not is_int:
+    if value is not None and not is_integer(value):
         raise ValueError(
             f"Invalid value for argument `{name}` of {owner}. Expected an "
             f"integer or None. Received: {name}={value!r}"

@@ -28,6 +28,7 @@ from keras import ops
 
 from keras_seqext._model_graph import decoder_arguments
 from keras_seqext._validation import check_positive_int
+from keras_seqext._validation import is_integer
 from keras_seqext.layers.attention_decoder import AttentionDecoder
 
 
@@ -432,10 +433,8 @@ def _check_max_length(owner, decoder, max_length):
 
 def _check_end_token(owner, decoder, end_token):
     output_dim = decoder.output_dim
-    is_int = isinstance(end_token, numbers.Integral) and not isinstance(
-        end_token, bool
-    )
-    if end_token is not None and not (is_int and 0 <= end_token < output_dim):
+    is_token = is_integer(end_token) and 0 <= end_token < output_dim
+    if end_token is not None and not is_token:
         raise ValueError(
             f"Invalid value for argument `end_token` of {owner}. Expected "
             f"None or a token id in [0, {output_dim}), below the decoder's "

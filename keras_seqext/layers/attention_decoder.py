@@ -18,7 +18,6 @@ from keras_seqext._validation import check_source_length
 from keras_seqext._validation import shape_error
 from keras_seqext._weight_arguments import add_weight_of_kind
 from keras_seqext._weight_arguments import get_weight_argument
-from keras_seqext._weight_arguments import set_weight_arguments
 from keras_seqext._weight_arguments import weight_arguments_config
 from keras_seqext.layers.attention_scores import SCORES
 from keras_seqext.layers.attention_scores import additive_scores
@@ -177,42 +176,27 @@ class AttentionDecoderCell(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        owner = type(self).__name__
-        self.units = check_positive_int(owner, "units", units)
-        self.output_dim = check_positive_int(owner, "output_dim", output_dim)
-        self.score = check_choice(owner, "score", score, SCORES)
-        self.max_source_length = check_required_for_score(
-            owner, "max_source_length", max_source_length, score, "location"
-        )
-        self.feedback = check_choice(
-            owner, "feedback", feedback, FEEDBACK_MODES
-        )
-        self.activation = check_keras_object(
-            owner, "activation", activation, keras.activations.get
-        )
-        self.output_activation = check_keras_object(
-            owner,
-            "output_activation",
+        checked = _check_cell_arguments(
+            type(self).__name__,
+            units,
+            output_dim,
+            score,
+            max_source_length,
+            activation,
             output_activation,
-            keras.activations.get,
+            feedback,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint,
         )
-        set_weight_arguments(
-            self,
-            "kernel",
-            kernel_initializer,
-            kernel_regularizer,
-            kernel_constraint,
-        )
-        set_weight_arguments(
-            self,
-            "recurrent",
-            recurrent_initializer,
-            recurrent_regularizer,
-            recurrent_constraint,
-        )
-        set_weight_arguments(
-            self, "bias", bias_initializer, bias_regularizer, bias_constraint
-        )
+        for name, value in checked.items():
+            setattr(self, name, value)
         self.state_size = [self.output_dim, self.units]
         self.output_size = self.output_dim
         self._bound_attention_memory = None
@@ -715,14 +699,6 @@ class AttentionDecoder(keras.layers.RNN):
         check_probability(
             owner, "teacher_forcing_probability", teacher_forcing_probability
         )
-        # Checked here too, so that the error names this layer, not its cell.
-        check_positive_int(owner, "units", units)
-        check_positive_int(owner, "output_dim", output_dim)
-        check_choice(owner, "feedback", feedback, FEEDBACK_MODES)
-        check_choice(owner, "score", score, SCORES)
-        check_required_for_score(
-            owner, "max_source_length", max_source_length, score, "location"
-        )
         output_length = check_positive_int(
             owner, "output_length", output_length, allow_none=True
         )
@@ -734,13 +710,6 @@ class AttentionDecoder(keras.layers.RNN):
         ):
             check_bool(owner, name, flag)
         check_seed(owner, "seed", seed)
-        for name, activation_argument in (
-            ("activation", activation),
-            ("output_activation", output_activation),
-        ):
-            check_keras_object(
-                owner, name, activation_argument, keras.activations.get
-            )
         weight_arguments = {
             "kernel_initializer": kernel_initializer,
             "recurrent_initializer": recurrent_initializer,
@@ -752,8 +721,19 @@ class AttentionDecoder(keras.layers.RNN):
             "recurrent_constraint": recurrent_constraint,
             "bias_constraint": bias_constraint,
         }
-        for name, value in weight_arguments.items():
-            get_weight_argument(owner, name, value)
+        # The cell's own checks, here first, so that an error names this
+        # layer, not its cell.
+        _check_cell_arguments(
+            owner,
+            units,
+            output_dim,
+            score,
+            max_source_length,
+            activation,
+            output_activation,
+            feedback,
+            **weight_arguments,
+        )
         get_weight_argument(owner, "activity_regularizer", activity_regularizer)
         if return_probabilities and return_attention_weights:
             raise ValueError(
@@ -1102,6 +1082,42 @@ class AttentionDecoder(keras.layers.RNN):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _check_cell_arguments(
+    owner,
+    units,
+    output_dim,
+    score,
+    max_source_length,
+    activation,
+    output_activation,
+    feedback,
+    **weight_arguments,
+):
+    """`AttentionDecoderCell`'s arguments, checked, with errors naming
+    `owner` (the cell, or the decoder that makes it): a dict of each name
+    and its value as the cell keeps it (activations and weight arguments as
+    Keras objects)."""
+    checked = {
+        "units": check_positive_int(owner, "units", units),
+        "output_dim": check_positive_int(owner, "output_dim", output_dim),
+        "score": check_choice(owner, "score", score, SCORES),
+        "max_source_length": check_required_for_score(
+            owner, "max_source_length", max_source_length, score, "location"
+        ),
+        "feedback": check_choice(owner, "feedback", feedback, FEEDBACK_MODES),
+    }
+    for name, value in (
+        ("activation", activation),
+        ("output_activation", output_activation),
+    ):
+        checked[name] = check_keras_object(
+            owner, name, value, keras.activations.get
+        )
+    for name, value in weight_arguments.items():
+        checked[name] = get_weight_argument(owner, name, value)
+    return checked
 
 
 def _cell_argument(name):

@@ -9,6 +9,7 @@ from keras_seqext._validation import check_bool
 from keras_seqext._validation import check_choice
 from keras_seqext._validation import check_keras_object
 from keras_seqext._validation import check_positive_int
+from keras_seqext._validation import is_integer
 from keras_seqext._validation import shape_error
 from keras_seqext._weight_arguments import get_weight_argument
 
@@ -46,7 +47,7 @@ def _lstm_arguments(owner, activation, dropout, recurrent_dropout, **weights):
 
 def _check_units(owner, units):
     """Returns `units` as a non-empty list of positive ints."""
-    if isinstance(units, numbers.Integral) and not isinstance(units, bool):
+    if is_integer(units):
         units = [units]
     if not isinstance(units, (list, tuple)) or not units:
         raise ValueError(
