@@ -8,6 +8,11 @@ def is_integer(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def is_real(value):
+    """A real number (an int or a float), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def check_positive_int(owner, name, value, allow_none=False):
     """Returns `value` if it is a positive int (or None when allowed)."""
     if value is None and allow_none:
@@ -57,8 +62,7 @@ def check_keras_object(owner, name, value, get):
 
 def check_probability(owner, name, value):
     """Returns `value` if it is a real number in [0, 1]."""
-    is_real = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not is_real or not 0.0 <= value <= 1.0:
+    if not is_real(value) or not 0.0 <= value <= 1.0:
         raise ValueError(
             f"Invalid value for argument `{name}` of {owner}. Expected a "
             f"probability in [0, 1]. Received: {name}={value!r}"

@@ -20,8 +20,6 @@ Reference:
     between Human and Machine Translation", arXiv:1609.08144, 2016.
 """
 
-import numbers
-
 import keras
 import numpy as np
 from keras import ops
@@ -29,6 +27,7 @@ from keras import ops
 from keras_seqext._model_graph import decoder_arguments
 from keras_seqext._validation import check_positive_int
 from keras_seqext._validation import is_integer
+from keras_seqext._validation import is_real
 from keras_seqext.layers.attention_decoder import AttentionDecoder
 
 
@@ -444,10 +443,7 @@ def _check_end_token(owner, decoder, end_token):
 
 
 def _check_length_penalty(owner, length_penalty):
-    is_real = isinstance(length_penalty, numbers.Real) and not isinstance(
-        length_penalty, bool
-    )
-    if not is_real or length_penalty < 0:
+    if not is_real(length_penalty) or length_penalty < 0:
         raise ValueError(
             f"Invalid value for argument `length_penalty` of {owner}. "
             "Expected a non-negative number. Received: "

@@ -40,7 +40,6 @@ What this gives and what it costs:
 """
 
 import math
-import numbers
 import warnings
 
 import keras
@@ -49,6 +48,7 @@ from keras import ops
 
 from keras_seqext._validation import check_choice
 from keras_seqext._validation import check_positive_int
+from keras_seqext._validation import is_real
 from keras_seqext.callbacks._gradient_norms import group_norms
 from keras_seqext.callbacks._train_step_hooks import ReplicaSlot
 from keras_seqext.callbacks._train_step_hooks import add_to_step_logs
@@ -134,9 +134,7 @@ class GradientNormMonitor(keras.callbacks.Callback):
             owner, "on_nonfinite", on_nonfinite, ON_NONFINITE
         )
         if warn_above is not None and (
-            not isinstance(warn_above, numbers.Real)
-            or isinstance(warn_above, bool)
-            or not warn_above >= 0
+            not is_real(warn_above) or not warn_above >= 0
         ):
             raise ValueError(
                 f"Invalid value for argument `warn_above` of {owner}. "

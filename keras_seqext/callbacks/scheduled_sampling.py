@@ -7,7 +7,6 @@ own prediction; `ScheduledSampling` writes it into every layer that has a
 """
 
 import math
-import numbers
 import warnings
 
 import keras
@@ -15,6 +14,7 @@ import keras
 from keras_seqext._model_graph import all_layers
 from keras_seqext._validation import check_choice
 from keras_seqext._validation import check_probability
+from keras_seqext._validation import is_real
 
 UPDATES = ("batch", "epoch")
 
@@ -37,7 +37,7 @@ class LinearDecay:
 
     def __init__(self, k=1.0, c=1e-3, minimum=0.0):
         self.k = check_probability("LinearDecay", "k", k)
-        if not _is_real(c) or c <= 0:
+        if not is_real(c) or c <= 0:
             raise ValueError(
                 "Invalid value for argument `c` of LinearDecay. Expected a "
                 f"positive number. Received: c={c!r}"
@@ -72,7 +72,7 @@ class ExponentialDecay:
     """
 
     def __init__(self, k=0.999, minimum=0.0):
-        if not _is_real(k) or not 0.0 < k < 1.0:
+        if not is_real(k) or not 0.0 < k < 1.0:
             raise ValueError(
                 "Invalid value for argument `k` of ExponentialDecay. "
                 f"Expected a number in (0, 1). Received: k={k!r}"
@@ -111,7 +111,7 @@ class InverseSigmoidDecay:
     """
 
     def __init__(self, k=100.0, minimum=0.0):
-        if not _is_real(k) or k < 1.0:
+        if not is_real(k) or k < 1.0:
             raise ValueError(
                 "Invalid value for argument `k` of InverseSigmoidDecay. "
                 f"Expected a number >= 1. Received: k={k!r}"
@@ -306,7 +306,3 @@ def _make_schedule(owner, schedule, k, c, minimum):
             f"schedule={schedule!r}, k={k!r}, c={c!r}, minimum={minimum!r}"
         )
     return schedule
-
-
-def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)

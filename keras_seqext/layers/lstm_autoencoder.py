@@ -1,7 +1,5 @@
 """The RepeatVector LSTM autoencoder as one layer, and its encoder."""
 
-import numbers
-
 import keras
 from keras import ops
 
@@ -10,6 +8,7 @@ from keras_seqext._validation import check_choice
 from keras_seqext._validation import check_keras_object
 from keras_seqext._validation import check_positive_int
 from keras_seqext._validation import is_integer
+from keras_seqext._validation import is_real
 from keras_seqext._validation import shape_error
 from keras_seqext._weight_arguments import get_weight_argument
 
@@ -23,8 +22,7 @@ def _lstm_arguments(owner, activation, dropout, recurrent_dropout, **weights):
         ("dropout", dropout),
         ("recurrent_dropout", recurrent_dropout),
     ):
-        is_real = isinstance(rate, numbers.Real) and not isinstance(rate, bool)
-        if not is_real or not 0.0 <= rate < 1.0:
+        if not is_real(rate) or not 0.0 <= rate < 1.0:
             raise ValueError(
                 f"Invalid value for argument `{name}` of {owner}. Expected a "
                 f"rate in [0, 1). Received: {name}={rate!r}"
