@@ -710,7 +710,14 @@ class AttentionDecoder(keras.layers.RNN):
         ):
             check_bool(owner, name, flag)
         check_seed(owner, "seed", seed)
-        weight_arguments = {
+        cell_arguments = {
+            "units": units,
+            "output_dim": output_dim,
+            "score": score,
+            "max_source_length": max_source_length,
+            "activation": activation,
+            "output_activation": output_activation,
+            "feedback": feedback,
             "kernel_initializer": kernel_initializer,
             "recurrent_initializer": recurrent_initializer,
             "bias_initializer": bias_initializer,
@@ -723,17 +730,7 @@ class AttentionDecoder(keras.layers.RNN):
         }
         # The cell's own checks, here first, so that an error names this
         # layer, not its cell.
-        _check_cell_arguments(
-            owner,
-            units,
-            output_dim,
-            score,
-            max_source_length,
-            activation,
-            output_activation,
-            feedback,
-            **weight_arguments,
-        )
+        _check_cell_arguments(owner, **cell_arguments)
         get_weight_argument(owner, "activity_regularizer", activity_regularizer)
         if return_probabilities and return_attention_weights:
             raise ValueError(
@@ -744,14 +741,7 @@ class AttentionDecoder(keras.layers.RNN):
                 "return_attention_weights=True"
             )
         cell = AttentionDecoderCell(
-            units,
-            output_dim,
-            score=score,
-            max_source_length=max_source_length,
-            activation=activation,
-            output_activation=output_activation,
-            feedback=feedback,
-            **weight_arguments,
+            **cell_arguments,
             dtype=kwargs.get("dtype"),
             trainable=kwargs.get("trainable", True),
             name="attention_decoder_cell",
