@@ -29,7 +29,8 @@ What this gives and what it costs:
   each hold the gradients of their share, the monitor sums them over the
   replicas first, one more all-reduce of the gradients per step.
 - Limits: with `steps_per_execution > 1` the norms read are those of the
-  last step of each execution; with gradient accumulation they are those of
+  last step of each execution, logged when the execution ran one of the
+  steps to log; with gradient accumulation they are those of
   each micro-batch; under a `LossScaleOptimizer`, a step whose scaled
   gradients overflow has a non-finite norm, though the optimizer skips it
   and lowers its scale (leave `on_nonfinite="warn"` there). A custom
@@ -196,10 +197,21 @@ class GradientNormMonitor(keras.callbacks.Callback):
         self._epoch = epoch
         self._logged = {}
 
+    def on_train_batch_begin(self, batch, logs=None):
+        self._call_start = batch
+
     def on_train_batch_end(self, batch, logs=None):
-        self._steps_done += 1
+        # Under `steps_per_execution`, one call ran batches `_call_start` to
+        # `batch` (which Keras may count past the epoch's last) and returns
+        # the norms of its last; they are logged when the call ran a batch
+        # to log.
+        steps = self.params.get("steps") if self.params else None
+        if steps:
+            batch = min(batch, steps - 1)
+        self._steps_done += batch - self._call_start + 1
         layer_norms = (logs or {}).pop(_STEP_LOGS_KEY, None)
-        if batch % self.log_every_n_steps or layer_norms is None:
+        to_log = batch - batch % self.log_every_n_steps
+        if to_log < self._call_start or layer_norms is None:
             return
         layer_norms = np.asarray(layer_norms, "float64").reshape(-1)
         norm = _combine(layer_norms, self.norm_type)

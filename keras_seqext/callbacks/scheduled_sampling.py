@@ -157,9 +157,11 @@ class ScheduledSampling(keras.callbacks.Callback):
     compiled train step reads the new value on every backend.
 
     The count resumes from `initial_epoch` when `fit` resumes training, using
-    the number of steps per epoch. The value is logged as
-    `teacher_forcing_probability` in the batch and epoch logs, so `History`
-    and the callbacks after this one in the list see it.
+    the number of steps per epoch. With `compile(steps_per_execution=n)`
+    the batch hooks run once per `n` batches: the probability then changes
+    every `n` batches, each time to its value at the first of them. The
+    value is logged as `teacher_forcing_probability` in the batch and epoch
+    logs, so `History` and the callbacks after this one in the list see it.
 
     Args:
         schedule: `"linear"`, `"exponential"`, `"inverse_sigmoid"`, a
@@ -208,22 +210,25 @@ class ScheduledSampling(keras.callbacks.Callback):
         self.update = check_choice(owner, "update", update, UPDATES)
         self.layers = None if layers is None else list(layers)
         self._variables = []
-        self._count = None
+        self._epoch_start = None
+        self._epoch_batches = 0
         self._value = None
 
     def on_train_begin(self, logs=None):
         # Reset, so that one callback can serve several `fit` calls.
         self._variables = self._find_variables()
-        self._count = None
+        self._epoch_start = None
+        self._epoch_batches = 0
         self._value = None
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.update == "epoch":
             self._assign(epoch)
-        elif self._count is None:
+            return
+        steps = self.params.get("steps") if self.params else None
+        if self._epoch_start is None:
             # The first epoch of this `fit`: resume from `initial_epoch`.
-            steps = self.params.get("steps") if self.params else None
-            self._count = epoch * (steps or 0)
+            self._epoch_start = epoch * (steps or 0)
             if epoch and not steps:
                 warnings.warn(
                     f"{type(self).__name__} cannot resume its batch count "
@@ -231,13 +236,19 @@ class ScheduledSampling(keras.callbacks.Callback):
                     "unknown. It counts from 0.",
                     stacklevel=2,
                 )
+        else:
+            self._epoch_start += steps or self._epoch_batches
 
     def on_train_batch_begin(self, batch, logs=None):
+        # `batch` is the epoch's index of the first batch that the call runs,
+        # which counts batches, not calls, under `steps_per_execution`.
         if self.update == "batch":
-            self._assign(self._count)
-            self._count += 1
+            self._assign(self._epoch_start + batch)
 
     def on_train_batch_end(self, batch, logs=None):
+        # The call's last batch: with an unknown number of steps per epoch,
+        # the epoch's batches are counted up to it.
+        self._epoch_batches = batch + 1
         if logs is not None:
             logs["teacher_forcing_probability"] = self._value
 

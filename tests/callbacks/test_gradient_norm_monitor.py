@@ -200,6 +200,32 @@ class TestLogs:
         )
         assert logged == [True, False, True, False, True] * 2
 
+    @pytest.mark.skipif(
+        keras.backend.backend() == "torch",
+        reason="Keras' torch trainer runs one batch per call",
+    )
+    def test_logs_the_calls_that_ran_a_step_to_log(self):
+        """With 2 batches per call, the batch hooks see batches 1, 3 and 5
+        of each epoch, and each call ran one of the even batches to log."""
+        x, y = data(samples=5 * SAMPLES)
+        logged = []
+        recorder = keras.callbacks.LambdaCallback(
+            on_train_batch_end=lambda batch, logs: logged.append(
+                (batch, "grad_norm" in logs)
+            )
+        )
+        model = two_dense_layers()
+        model.compile(optimizer="sgd", loss="mse", steps_per_execution=2)
+        model.fit(
+            x,
+            y,
+            batch_size=SAMPLES,
+            epochs=2,
+            verbose=0,
+            callbacks=[GradientNormMonitor(log_every_n_steps=2), recorder],
+        )
+        assert logged == [(1, True), (3, True), (5, True)] * 2
+
     def test_csv_logger_writes_the_column(self, tmp_path):
         x, y = data()
         path = tmp_path / "log.csv"

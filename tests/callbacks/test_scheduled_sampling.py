@@ -165,6 +165,33 @@ class TestScheduledSampling(TestCase):
         )
         assert seen == [1.0, 0.5, 0.25, 0.125]
 
+    @pytest.mark.skipif(
+        keras.backend.backend() == "torch",
+        reason="Keras' torch trainer runs one batch per call",
+    )
+    def test_counts_batches_under_steps_per_execution(self):
+        """With 3 batches per call, the hooks run before batches 0 and 3 of
+        each 4-batch epoch, the second call running batch 3 alone; `i`
+        counts batches all the same."""
+        model = decoder_model()
+        model.compile("adam", "categorical_crossentropy", steps_per_execution=3)
+        seen = []
+        recorder = keras.callbacks.LambdaCallback(
+            on_train_batch_end=lambda batch, logs: seen.append(
+                logs["teacher_forcing_probability"]
+            )
+        )
+        x, y = data()
+        model.fit(
+            x,
+            y,
+            batch_size=6,
+            epochs=2,
+            verbose=0,
+            callbacks=[ScheduledSampling("exponential", k=0.5), recorder],
+        )
+        assert seen == [0.5**i for i in (0, 3, 4, 7)]
+
     def test_epoch_updates_and_resume_from_initial_epoch(self):
         model = decoder_model()
         model.compile("adam", "categorical_crossentropy")
