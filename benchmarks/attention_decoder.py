@@ -232,6 +232,14 @@ def parse_args():
         "tf.function without XLA on a CPU-only TensorFlow, eager on torch",
     )
     parser.add_argument(
+        "--steps-per-execution",
+        type=int,
+        default=1,
+        help="`model.compile(steps_per_execution=...)`: training steps per "
+        "call of the compiled function (TensorFlow and JAX only; Keras "
+        "allows only 1 on torch)",
+    )
+    parser.add_argument(
         "--unroll",
         action="store_true",
         help="unroll the encoder's and the decoder's loops (`unroll=True`)",
@@ -295,6 +303,7 @@ def main():
         jit_compile={"auto": "auto", "true": True, "false": False}[
             args.jit_compile
         ],
+        steps_per_execution=args.steps_per_execution,
     )
     timer = EpochTimer(verbose=not args.json_only)
     model.fit(
@@ -312,6 +321,7 @@ def main():
         "keras": keras.__version__,
         "jit_compile": model.jit_compile,
         "unroll": args.unroll,
+        "steps_per_execution": model.steps_per_execution,
         "batch_size": args.batch_size,
         "epochs": args.epochs,
         "length": args.length,

@@ -195,6 +195,8 @@ def runner_name(run):
         for flag, on in [("jit", run["jit_compile"]), ("unroll", run["unroll"])]
         if on
     ]
+    if run["steps_per_execution"] > 1:
+        flags.append(f"{run['steps_per_execution']} steps per execution")
     return run["backend"] + (f" ({', '.join(flags)})" if flags else "")
 
 
@@ -312,6 +314,13 @@ def parse_args():
         help="passed to every backend run: unrolled encoder and decoder",
     )
     parser.add_argument(
+        "--steps-per-execution",
+        type=int,
+        default=1,
+        help="`model.compile(steps_per_execution=...)` on TensorFlow and "
+        "JAX; torch runs 1, the only value Keras allows there",
+    )
+    parser.add_argument(
         "--repeats",
         type=int,
         default=1,
@@ -356,6 +365,11 @@ def parse_args():
             )
     if args.skip_speed and args.skip_sweep:
         parser.error("--skip-speed and --skip-sweep leave nothing to run")
+    if args.steps_per_execution < 1:
+        parser.error(
+            "--steps-per-execution must be at least 1. Received: "
+            f"{args.steps_per_execution}"
+        )
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1. Received: {args.repeats}")
     if not args.skip_sweep and len(set(args.sweep_lengths)) < 2:
@@ -364,10 +378,16 @@ def parse_args():
             f"Received: {args.sweep_lengths}"
         )
     check_peer(parser, args)
-    args.backend_flags = ["--jit-compile", args.jit_compile] + (
-        ["--unroll"] if args.unroll else []
-    )
     return args
+
+
+def backend_flags(backend, args):
+    """The options of `attention_decoder.py` that `args` ask of `backend`."""
+    # Keras' torch trainer raises for more than one step per execution.
+    steps_per_execution = 1 if backend == "torch" else args.steps_per_execution
+    flags = ["--jit-compile", args.jit_compile]
+    flags += ["--steps-per-execution", str(steps_per_execution)]
+    return flags + (["--unroll"] if args.unroll else [])
 
 
 def run_speed(args):
@@ -383,7 +403,9 @@ def run_speed(args):
             peers.append(run_peer(args.peer, batch_size, epochs))
             progress(f"peer, batch {batch_size}: {json.dumps(peers[-1])}")
             for backend, runs in backend_runs.items():
-                runs.append(run_backend(backend, flags + args.backend_flags))
+                runs.append(
+                    run_backend(backend, flags + backend_flags(backend, args))
+                )
                 progress(
                     f"{backend}, batch {batch_size}: {json.dumps(runs[-1])}"
                 )
@@ -463,7 +485,7 @@ def run_at_length(runner, length, args):
         str(args.sweep_epochs),
     ]
     if runner != PEER_NAME:
-        flags += ["--train-only", *args.backend_flags]
+        flags += ["--train-only", *backend_flags(runner, args)]
         return run_backend(runner, flags)
     command = [sys.executable, str(PEER_AT_LENGTH), *flags]
     command += ["--threads", str(cores()), "--peer", str(args.peer)]
