@@ -81,6 +81,29 @@ def data():
     return [x, y], y
 
 
+def halvings_logged(batch_size, **compile_kwargs):
+    """The probability in each batch log of two epochs of a schedule that
+    halves it every batch."""
+    model = decoder_model()
+    model.compile("adam", "categorical_crossentropy", **compile_kwargs)
+    logged = []
+    recorder = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: logged.append(
+            logs["teacher_forcing_probability"]
+        )
+    )
+    x, y = data()
+    model.fit(
+        x,
+        y,
+        batch_size=batch_size,
+        epochs=2,
+        verbose=0,
+        callbacks=[ScheduledSampling("exponential", k=0.5), recorder],
+    )
+    return logged
+
+
 class TestScheduledSampling(TestCase):
     def test_variable_holds_the_value_of_the_last_step(self):
         model = decoder_model()
@@ -146,24 +169,7 @@ class TestScheduledSampling(TestCase):
         self.assertAllClose(batch_losses, running_means, atol=1e-6)
 
     def test_batch_logs_hold_the_value(self):
-        model = decoder_model()
-        model.compile("adam", "categorical_crossentropy")
-        seen = []
-        recorder = keras.callbacks.LambdaCallback(
-            on_train_batch_end=lambda batch, logs: seen.append(
-                logs["teacher_forcing_probability"]
-            )
-        )
-        x, y = data()
-        model.fit(
-            x,
-            y,
-            batch_size=12,
-            epochs=2,
-            verbose=0,
-            callbacks=[ScheduledSampling("exponential", k=0.5), recorder],
-        )
-        assert seen == [1.0, 0.5, 0.25, 0.125]
+        assert halvings_logged(batch_size=12) == [1.0, 0.5, 0.25, 0.125]
 
     @pytest.mark.skipif(
         keras.backend.backend() == "torch",
@@ -173,24 +179,8 @@ class TestScheduledSampling(TestCase):
         """With 3 batches per call, the hooks run before batches 0 and 3 of
         each 4-batch epoch, the second call running batch 3 alone; `i`
         counts batches all the same."""
-        model = decoder_model()
-        model.compile("adam", "categorical_crossentropy", steps_per_execution=3)
-        seen = []
-        recorder = keras.callbacks.LambdaCallback(
-            on_train_batch_end=lambda batch, logs: seen.append(
-                logs["teacher_forcing_probability"]
-            )
-        )
-        x, y = data()
-        model.fit(
-            x,
-            y,
-            batch_size=6,
-            epochs=2,
-            verbose=0,
-            callbacks=[ScheduledSampling("exponential", k=0.5), recorder],
-        )
-        assert seen == [0.5**i for i in (0, 3, 4, 7)]
+        logged = halvings_logged(batch_size=6, steps_per_execution=3)
+        assert logged == [0.5**i for i in (0, 3, 4, 7)]
 
     def test_epoch_updates_and_resume_from_initial_epoch(self):
         model = decoder_model()
