@@ -50,6 +50,7 @@ from keras import ops
 from keras_seqext._validation import check_choice
 from keras_seqext._validation import check_positive_int
 from keras_seqext._validation import is_real
+from keras_seqext.callbacks._batch_hooks import last_batch_run
 from keras_seqext.callbacks._gradient_norms import group_norms
 from keras_seqext.callbacks._train_step_hooks import ReplicaSlot
 from keras_seqext.callbacks._train_step_hooks import add_to_step_logs
@@ -202,12 +203,9 @@ class GradientNormMonitor(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         # Under `steps_per_execution`, one call ran batches `_call_start` to
-        # `batch` (which Keras may count past the epoch's last) and returns
-        # the norms of its last; they are logged when the call ran a batch
-        # to log.
-        steps = self.params.get("steps") if self.params else None
-        if steps:
-            batch = min(batch, steps - 1)
+        # `batch` and returns the norms of its last; they are logged when the
+        # call ran a batch to log.
+        batch = last_batch_run(self, batch)
         self._steps_done += batch - self._call_start + 1
         layer_norms = (logs or {}).pop(_STEP_LOGS_KEY, None)
         to_log = batch - batch % self.log_every_n_steps

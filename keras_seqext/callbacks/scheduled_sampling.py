@@ -15,6 +15,8 @@ from keras_seqext._model_graph import all_layers
 from keras_seqext._validation import check_choice
 from keras_seqext._validation import check_probability
 from keras_seqext._validation import is_real
+from keras_seqext.callbacks._batch_hooks import last_batch_run
+from keras_seqext.callbacks._batch_hooks import steps_per_epoch
 
 UPDATES = ("batch", "epoch")
 
@@ -225,9 +227,9 @@ class ScheduledSampling(keras.callbacks.Callback):
         if self.update == "epoch":
             self._assign(epoch)
             return
-        steps = self.params.get("steps") if self.params else None
         if self._epoch_start is None:
             # The first epoch of this `fit`: resume from `initial_epoch`.
+            steps = steps_per_epoch(self)
             self._epoch_start = epoch * (steps or 0)
             if epoch and not steps:
                 warnings.warn(
@@ -237,7 +239,7 @@ class ScheduledSampling(keras.callbacks.Callback):
                     stacklevel=2,
                 )
         else:
-            self._epoch_start += steps or self._epoch_batches
+            self._epoch_start += self._epoch_batches
 
     def on_train_batch_begin(self, batch, logs=None):
         # `batch` is the epoch's index of the first batch that the call runs,
@@ -246,9 +248,7 @@ class ScheduledSampling(keras.callbacks.Callback):
             self._assign(self._epoch_start + batch)
 
     def on_train_batch_end(self, batch, logs=None):
-        # The call's last batch: with an unknown number of steps per epoch,
-        # the epoch's batches are counted up to it.
-        self._epoch_batches = batch + 1
+        self._epoch_batches = last_batch_run(self, batch) + 1
         if logs is not None:
             logs["teacher_forcing_probability"] = self._value
 
