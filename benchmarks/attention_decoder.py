@@ -42,12 +42,17 @@ The backend is fixed when Keras is imported, so each process runs one:
         [--batch-size 16] [--epochs 10] [--length 5] [--train-samples 5000] \\
         [--jit-compile auto] [--unroll] [--train-only] [--json-only]
 
+On TensorFlow, `TF_NUM_INTRAOP_THREADS=1` in the environment runs each
+operation on one thread (TensorFlow's default is one per core); the JSON
+records it as `intra_op_threads`.
+
 `--length T` sets the input and output length (copying all T integers) for
 the length sweep, where `--train-only` skips inference and accuracy.
 """
 
 import argparse
 import json
+import os
 import random
 import resource
 import statistics
@@ -203,6 +208,16 @@ def matmul_flops_per_second(size=MATMUL_SIZE):
     return 2 * size**3 / best
 
 
+def tensorflow_intra_op_threads():
+    """The threads per operation set for TensorFlow through
+    `TF_NUM_INTRAOP_THREADS`, or None: another backend, or TensorFlow's
+    default of one per core."""
+    threads = os.environ.get("TF_NUM_INTRAOP_THREADS")
+    if keras.backend.backend() != "tensorflow" or not threads:
+        return None
+    return int(threads)
+
+
 def peak_rss_mb():
     """This process's peak resident memory so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -322,6 +337,7 @@ def main():
         "jit_compile": model.jit_compile,
         "unroll": args.unroll,
         "steps_per_execution": model.steps_per_execution,
+        "intra_op_threads": tensorflow_intra_op_threads(),
         "batch_size": args.batch_size,
         "epochs": args.epochs,
         "length": args.length,

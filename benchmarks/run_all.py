@@ -119,12 +119,15 @@ def run_json(command, env=None):
     return result, usage.ru_maxrss / 1024  # Linux reports KiB
 
 
-def run_backend(backend, flags):
-    """One run of `attention_decoder.py` on `backend` with `flags`.
+def run_backend(backend, flags, args):
+    """One run of `attention_decoder.py` on `backend` with `flags`, and
+    with the threads per operation that `args` ask of TensorFlow.
 
     Its JSON has the peak RSS it read itself, before measuring its matmul.
     """
     env = dict(os.environ, KERAS_BACKEND=backend)
+    if backend == "tensorflow" and args.tf_intra_op_threads:
+        env["TF_NUM_INTRAOP_THREADS"] = str(args.tf_intra_op_threads)
     command = [sys.executable, str(BENCHMARK), "--json-only", *flags]
     result, _ = run_json(command, env)
     return result
@@ -197,6 +200,9 @@ def runner_name(run):
     ]
     if run["steps_per_execution"] > 1:
         flags.append(f"{run['steps_per_execution']} steps per execution")
+    if run["intra_op_threads"]:
+        threads = run["intra_op_threads"]
+        flags.append(f"{threads} intra-op thread{'s' if threads > 1 else ''}")
     return run["backend"] + (f" ({', '.join(flags)})" if flags else "")
 
 
@@ -321,6 +327,12 @@ def parse_args():
         "JAX; torch runs 1, the only value Keras allows there",
     )
     parser.add_argument(
+        "--tf-intra-op-threads",
+        type=int,
+        help="threads each TensorFlow operation runs on "
+        "(`TF_NUM_INTRAOP_THREADS`); TensorFlow's default is one per core",
+    )
+    parser.add_argument(
         "--repeats",
         type=int,
         default=1,
@@ -370,6 +382,11 @@ def parse_args():
             "--steps-per-execution must be at least 1. Received: "
             f"{args.steps_per_execution}"
         )
+    if args.tf_intra_op_threads is not None and args.tf_intra_op_threads < 1:
+        parser.error(
+            "--tf-intra-op-threads must be at least 1. Received: "
+            f"{args.tf_intra_op_threads}"
+        )
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1. Received: {args.repeats}")
     if not args.skip_sweep and len(set(args.sweep_lengths)) < 2:
@@ -404,7 +421,9 @@ def run_speed(args):
             progress(f"peer, batch {batch_size}: {json.dumps(peers[-1])}")
             for backend, runs in backend_runs.items():
                 runs.append(
-                    run_backend(backend, flags + backend_flags(backend, args))
+                    run_backend(
+                        backend, flags + backend_flags(backend, args), args
+                    )
                 )
                 progress(
                     f"{backend}, batch {batch_size}: {json.dumps(runs[-1])}"
@@ -486,7 +505,7 @@ def run_at_length(runner, length, args):
     ]
     if runner != PEER_NAME:
         flags += ["--train-only", *backend_flags(runner, args)]
-        return run_backend(runner, flags)
+        return run_backend(runner, flags, args)
     command = [sys.executable, str(PEER_AT_LENGTH), *flags]
     command += ["--threads", str(cores()), "--peer", str(args.peer)]
     result, _ = run_json(command)
