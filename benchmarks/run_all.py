@@ -271,10 +271,11 @@ def sweep_table(lengths, sweep, flop_by_length):
         + [f"{flop / 1e6:,.1f}" for flop in flops]
         + [f"{log_log_slope(lengths, flops):.2f}"]
     ]
-    for backend, runs in sweep.items():
+    for runner, runs in sweep.items():
+        name = runner if runner == PEER_NAME else runner_name(runs[0])
         ms_per_sample = [1e3 * seconds_per_sample(run) for run in runs]
         rows.append(
-            [f"{backend} ms per sample"]
+            [f"{name} ms per sample"]
             + [f"{ms:.3f}" for ms in ms_per_sample]
             + [f"{log_log_slope(lengths, ms_per_sample):.2f}"]
         )
