@@ -120,8 +120,9 @@ def run_json(command, env=None):
 
 
 def run_backend(backend, flags, args):
-    """One run of `attention_decoder.py` on `backend` with `flags`, and
-    with the threads per operation that `args` ask of TensorFlow.
+    """One run of `attention_decoder.py` on `backend` with `flags`, and with
+    what `args` ask of that backend: its options (`backend_flags`) and, on
+    TensorFlow, the threads per operation.
 
     Its JSON has the peak RSS it read itself, before measuring its matmul.
     """
@@ -129,6 +130,7 @@ def run_backend(backend, flags, args):
     if backend == "tensorflow" and args.tf_intra_op_threads:
         env["TF_NUM_INTRAOP_THREADS"] = str(args.tf_intra_op_threads)
     command = [sys.executable, str(BENCHMARK), "--json-only", *flags]
+    command += backend_flags(backend, args)
     result, _ = run_json(command, env)
     return result
 
@@ -421,11 +423,7 @@ def run_speed(args):
             peers.append(run_peer(args.peer, batch_size, epochs))
             progress(f"peer, batch {batch_size}: {json.dumps(peers[-1])}")
             for backend, runs in backend_runs.items():
-                runs.append(
-                    run_backend(
-                        backend, flags + backend_flags(backend, args), args
-                    )
-                )
+                runs.append(run_backend(backend, flags, args))
                 progress(
                     f"{backend}, batch {batch_size}: {json.dumps(runs[-1])}"
                 )
@@ -505,8 +503,7 @@ def run_at_length(runner, length, args):
         str(args.sweep_epochs),
     ]
     if runner != PEER_NAME:
-        flags += ["--train-only", *backend_flags(runner, args)]
-        return run_backend(runner, flags, args)
+        return run_backend(runner, [*flags, "--train-only"], args)
     command = [sys.executable, str(PEER_AT_LENGTH), *flags]
     command += ["--threads", str(cores()), "--peer", str(args.peer)]
     result, _ = run_json(command)
