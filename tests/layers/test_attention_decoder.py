@@ -1,7 +1,6 @@
 import os
 import subprocess
 import sys
-import textwrap
 
 import keras
 import numpy as np
@@ -55,6 +54,16 @@ PINNED_ADDITIVE_WEIGHTS = [
         [0.0, 0.357986, 0.342068, 0.299946, 0.0],
     ],
 ]
+
+
+# XLA on TensorFlow once failed to retrace the additive score for a smaller
+# batch, and not the general one. On PyTorch, where torch.compile of a fit
+# step takes about a minute, the additive score alone covers the retrace.
+PARTIAL_BATCH_SCORES = (
+    ["additive"]
+    if keras.backend.backend() == "torch"
+    else ["additive", "general"]
+)
 
 
 def make_decoder(**kwargs):
@@ -601,7 +610,7 @@ class TestAttentionDecoderKerasConventions(TestCase):
         with pytest.raises(ValueError, match="`initial_kernel`"):
             decoder.cell.initial_state(random_memory())
 
-    @pytest.mark.parametrize("score", ["additive", "general"])
+    @pytest.mark.parametrize("score", PARTIAL_BATCH_SCORES)
     def test_compiled_fit_with_a_partial_last_batch(self, score):
         """`jit_compile=True` retraces for the last, smaller batch (3 of 7
         samples at batch size 4), with teacher forcing on."""
@@ -767,20 +776,6 @@ class TestAttentionDecoderErrors:
             )
 
 
-SAVE_SCRIPT = """
-import numpy as np, keras, keras_seqext
-keras.utils.set_random_seed(0)
-x, _ = keras_seqext.datasets.copy_first(8, seed=3)
-model = keras.Sequential([
-    keras.Input((5, 50)),
-    keras.layers.Masking(0.0),
-    keras.layers.LSTM(12, return_sequences=True),
-    keras_seqext.AttentionDecoder(12, 50, output_length=3),
-])
-model.save({path!r})
-np.save({predictions!r}, model.predict(x, verbose=0))
-"""
-
 LOAD_SCRIPT = """
 import numpy as np, keras, keras_seqext
 x, _ = keras_seqext.datasets.copy_first(8, seed=3)
@@ -790,30 +785,44 @@ np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-5)
 """
 
 
-def run_under(backend, script):
-    env = {**os.environ, "KERAS_BACKEND": backend}
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)],
-        env=env,
-        capture_output=True,
-        text=True,
+@pytest.fixture(scope="module")
+def saved_here(tmp_path_factory):
+    """A decoder behind masking, with an output length of its own, saved
+    under this session's backend: the paths of the model and of its
+    predictions."""
+    directory = tmp_path_factory.mktemp("saved_here")
+    x, _ = keras_seqext.datasets.copy_first(8, seed=3)
+    model = keras.Sequential(
+        [
+            keras.Input((5, 50)),
+            keras.layers.Masking(0.0),
+            keras.layers.LSTM(12, return_sequences=True),
+            AttentionDecoder(12, 50, output_length=3),
+        ]
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    names = {
+        "path": str(directory / "decoder.keras"),
+        "predictions": str(directory / "predictions.npy"),
+    }
+    model.save(names["path"])
+    np.save(names["predictions"], model.predict(x, verbose=0))
+    return names
 
 
 @pytest.mark.parametrize(
     "load_backend",
     [b for b in ("tensorflow", "jax", "torch") if b != keras.backend.backend()],
 )
-def test_saved_here_loads_on_another_backend(load_backend, tmp_path):
+def test_saved_here_loads_on_another_backend(load_backend, saved_here):
     """Saved under this session's backend, loaded under another one with no
     `custom_objects`: the same predictions within 1e-5."""
-    names = {
-        "path": str(tmp_path / "decoder.keras"),
-        "predictions": str(tmp_path / "predictions.npy"),
-    }
-    run_under(keras.backend.backend(), SAVE_SCRIPT.format(**names))
-    run_under(load_backend, LOAD_SCRIPT.format(**names))
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_SCRIPT.format(**saved_here)],
+        env={**os.environ, "KERAS_BACKEND": load_backend},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def exact_match_after_training(model, train, test, epochs):
