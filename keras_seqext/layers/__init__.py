@@ -1,7 +1,15 @@
 """Sequence-to-sequence layers."""
 
 from keras_seqext.layers.attention_decoder import AttentionDecoder
-from keras_seqext.layers.attention_decoder import AttentionDecoderCell
+from keras_seqext.layers.attention_decoder_cell import AttentionDecoderCell
 from keras_seqext.layers.lstm_autoencoder import LSTMAutoencoder
 from keras_seqext.layers.lstm_autoencoder import LSTMEncoder
 from keras_seqext.layers.luong_attention import LuongAttention
+
+__all__ = [
+    "AttentionDecoder",
+    "AttentionDecoderCell",
+    "LSTMAutoencoder",
+    "LSTMEncoder",
+    "LuongAttention",
+]

@@ -36,10 +36,10 @@ def additive_scores(query, keys, score_vector):
 
     On JAX the backward pass recomputes `tanh(q_i + k_j)` (`keras.remat`)
     instead of keeping it: a decoder scores once per step, and keeping that
-    `(batch, Tq, Tv, units)` tensor of every step made the backward pass of
-    its loop 4 to 6 times as slow as the forward pass at `Tv = 80`;
-    recomputing it makes the forward and backward pass 2.3 times as fast
-    there. TensorFlow and torch are faster keeping it.
+    `(batch, Tq, Tv, units)` tensor for every step makes the backward pass
+    of a long sequence much slower than recomputing it (see the length
+    sweep of the benchmarks page). TensorFlow and torch are faster keeping
+    it.
 
     Args:
         query: projected queries, `(batch, Tq, units)`.

@@ -825,6 +825,25 @@ def test_saved_here_loads_on_another_backend(load_backend, saved_here):
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+SAVED_BEFORE = os.path.join(os.path.dirname(__file__), "data")
+
+
+def test_file_saved_by_an_earlier_version_loads_and_predicts_the_same():
+    """`data/one_hot_decoder.keras` was saved by the one-hot decoder before
+    token mode (a masked LSTM encoder and a decoder of 3 steps returning
+    its weights), beside its inputs and predictions: it must keep loading,
+    on every backend, and predict the same."""
+    saved = np.load(os.path.join(SAVED_BEFORE, "one_hot_decoder.npz"))
+    model = keras.saving.load_model(
+        os.path.join(SAVED_BEFORE, "one_hot_decoder.keras")
+    )
+    outputs, weights = model.predict(
+        {"source": saved["source"], "targets": None}, verbose=0
+    )
+    np.testing.assert_allclose(outputs, saved["outputs"], atol=1e-5)
+    np.testing.assert_allclose(weights, saved["weights"], atol=1e-5)
+
+
 def exact_match_after_training(model, train, test, epochs):
     """Trains with Adam at batch 16; returns the held-out exact match."""
     model.compile(

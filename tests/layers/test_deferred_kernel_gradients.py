@@ -4,8 +4,11 @@ sequence gives the gradients JAX's autodiff gives."""
 import keras
 import numpy as np
 import pytest
+from keras import ops
 
 from keras_seqext import AttentionDecoder
+from keras_seqext import AttentionDecoderCell
+from keras_seqext.layers._deferred_kernel_gradients import MAX_BATCH_SIZE
 from tests.layers.test_attention_decoder import BATCH
 from tests.layers.test_attention_decoder import GATES_DIM
 from tests.layers.test_attention_decoder import INPUT_LENGTH
@@ -34,6 +37,9 @@ class TestScanWithDeferredKernelGradients(TestCase):
         import jax
 
         from keras_seqext.layers._deferred_kernel_gradients import (
+            ProjectionTape,
+        )
+        from keras_seqext.layers._deferred_kernel_gradients import (
             scan_with_deferred_kernel_gradients,
         )
 
@@ -48,13 +54,11 @@ class TestScanWithDeferredKernelGradients(TestCase):
         inputs = rng.normal(size=(steps, batch, units)).astype("float32")
         state = rng.normal(size=(batch, units)).astype("float32")
 
-        def step(kernel_values, bias, inputs_t, states, tape):
-            def project(tensor, index):
-                projection = tensor @ kernel_values[index]
-                return tape.record(tensor, kernels[index], projection)
-
-            hidden = jax.numpy.tanh(project(states[0], 0) + inputs_t + bias)
-            return hidden, [project(hidden, 1)]
+        def step(bias, inputs_t, states, tape):
+            hidden = jax.numpy.tanh(
+                tape.project(states[0], kernels[0]) + inputs_t + bias
+            )
+            return hidden, [tape.project(hidden, kernels[1])]
 
         def deferred_loss(kernel_values, bias, inputs, state):
             outputs, states = scan_with_deferred_kernel_gradients(
@@ -64,9 +68,9 @@ class TestScanWithDeferredKernelGradients(TestCase):
 
         def autodiff_loss(kernel_values, bias, inputs, state):
             def body(states, inputs_t):
-                output, states = step(
-                    kernel_values, bias, inputs_t, states, _NoTape()
-                )
+                # A tape without probes applies the kernels as they are.
+                tape = ProjectionTape(kernels, kernel_values)
+                output, states = step(bias, inputs_t, states, tape)
                 return states, output
 
             states, outputs = jax.lax.scan(body, [state], inputs)
@@ -80,11 +84,6 @@ class TestScanWithDeferredKernelGradients(TestCase):
             jax.tree.leaves(deferred), jax.tree.leaves(expected)
         ):
             self.assertAllClose(actual, wanted, atol=1e-5, rtol=1e-5)
-
-
-class _NoTape:
-    def record(self, tensor, kernel, projection):
-        return projection
 
 
 def decoder_model(teacher_forced, memory_dim=MEMORY_DIM, **kwargs):
@@ -184,8 +183,11 @@ class TestDecoderLoop(TestCase):
         for actual, wanted in zip(deferred, expected):
             self.assertAllClose(actual, wanted, atol=atol, rtol=rtol)
 
-    @pytest.mark.parametrize("batch_size, deferred", [(32, True), (33, False)])
-    def test_used_up_to_batch_size_32(self, batch_size, deferred):
+    @pytest.mark.parametrize(
+        "batch_size, deferred",
+        [(MAX_BATCH_SIZE, True), (MAX_BATCH_SIZE + 1, False)],
+    )
+    def test_used_up_to_max_batch_size(self, batch_size, deferred):
         from keras_seqext.layers import _deferred_kernel_gradients as module
 
         calls = []
@@ -203,3 +205,35 @@ class TestDecoderLoop(TestCase):
                 np.zeros((batch_size, INPUT_LENGTH, MEMORY_DIM), "float32")
             )
         assert bool(calls) == deferred
+
+
+def read_directly(cell, tensor, kernel):
+    """A projection that bypasses the tape."""
+    return ops.matmul(tensor, kernel)
+
+
+def read_beside(cell, tensor, kernel):
+    """A projection through the tape, and a second read of the kernel."""
+    projection = cell._step_context.tape.project(tensor, kernel)
+    return projection + 0.0 * ops.sum(kernel)
+
+
+class TestPerStepKernelGuard:
+    @pytest.mark.parametrize("project", [read_directly, read_beside])
+    def test_a_kernel_read_outside_the_tape_raises(self, project):
+        model = decoder_model(teacher_forced=False)
+        inputs = model_inputs(teacher_forced=False)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(AttentionDecoderCell, "_project", project)
+            with pytest.raises(RuntimeError, match="other than through"):
+                gradients(model, inputs)
+
+    def test_the_keras_loop_is_unguarded(self):
+        # Above the JAX loop's batch sizes, Keras' loop differentiates any
+        # read, so the same step trains.
+        model = decoder_model(teacher_forced=False)
+        memory = random_memory(shape=(MAX_BATCH_SIZE + 1, INPUT_LENGTH, 4))
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(AttentionDecoderCell, "_project", read_directly)
+            grads = gradients(model, [memory])
+        assert all(np.any(np.asarray(g) != 0) for g in grads)

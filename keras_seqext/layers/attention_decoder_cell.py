@@ -1,0 +1,526 @@
+"""The step of the Bahdanau attention decoder: `AttentionDecoderCell`."""
+
+import contextlib
+
+import keras
+from keras import ops
+
+from keras_seqext._validation import check_choice
+from keras_seqext._validation import check_dot_sizes
+from keras_seqext._validation import check_keras_object
+from keras_seqext._validation import check_positive_int
+from keras_seqext._validation import check_required_for_score
+from keras_seqext._weight_arguments import add_weight_of_kind
+from keras_seqext._weight_arguments import get_weight_argument
+from keras_seqext._weight_arguments import weight_arguments_config
+from keras_seqext.layers.attention_scores import SCORES
+from keras_seqext.layers.attention_scores import additive_scores
+from keras_seqext.layers.attention_scores import context_vectors
+from keras_seqext.layers.attention_scores import dot_scores
+from keras_seqext.layers.attention_scores import location_scores
+from keras_seqext.layers.attention_scores import masked_softmax
+
+FEEDBACK_MODES = ("probabilities", "one_hot")
+
+
+# The cell's constructor arguments, which the layer forwards to it, exposes
+# as read-only properties and writes flat into its own config (as GRU does).
+CELL_ARGUMENTS = (
+    "units",
+    "output_dim",
+    "score",
+    "max_source_length",
+    "activation",
+    "output_activation",
+    "feedback",
+    "kernel_initializer",
+    "recurrent_initializer",
+    "bias_initializer",
+    "kernel_regularizer",
+    "recurrent_regularizer",
+    "bias_regularizer",
+    "kernel_constraint",
+    "recurrent_constraint",
+    "bias_constraint",
+)
+
+
+@keras.saving.register_keras_serializable(package="keras_seqext")
+class AttentionDecoderCell(keras.layers.Layer):
+    """One step of the Bahdanau attention decoder; owns its weights.
+
+    At each step the cell scores every encoder state `h_j` against its
+    previous state `s`, forms a context vector `c`, updates a GRU-like state
+    and emits the next output `y'`, which is fed back as its next input:
+
+    ```
+    e_j = v_a . tanh(W_a s + U_a h_j + b_a)    a = softmax(e)    c = sum a_j h_j
+    r  = sigmoid(W_r y + U_r s + C_r c + b_r)
+    z  = sigmoid(W_z y + U_z s + C_z c + b_z)
+    p  = activation(W_p y + U_p (r * s) + C_p c + b_p)
+    s' = (1 - z) * s + z * p
+    y' = output_activation(W_o y + U_o s + C_o c + b_o)
+    ```
+
+    As in the Keras 2 layer this rebuilds, `y'` reads the *previous* state
+    `s`, not `s'`. The weights are stored fused, one matmul per input:
+    `recurrent_kernel` is `[W_a | U_r | U_z | U_o]` (applied to `s`),
+    `feedback_kernel` is `[W_r | W_z | W_p | W_o]` (to `y`),
+    `context_kernel` is `[C_r | C_z | C_p | C_o]` (to `c`), `bias` is
+    `[b_r | b_z | b_p | b_o]`; `proposal_kernel` is `U_p`, `key_kernel` and
+    `key_bias` are `U_a` and `b_a`, `score_vector` is `v_a` and
+    `initial_kernel` is the `W_s` of the initial state `s_0 = tanh(W_s h_0)`
+    (not made when the cell is built to be given `s_0`).
+
+    The other scores of `attention_scores.py` replace `e_j` (with `s` as the
+    query `h_t` and `h_j` as `h_s`): `"concat"` is the additive score
+    without `b_a`; `"general"` is `s . W_a h_j`, with `W_a h_j` as the keys
+    (`key_kernel`, `(memory_dim, units)`) and no `W_a` block in
+    `recurrent_kernel`; `"dot"` is `s . h_j` (so `units` must equal the
+    memory's feature size) and has no attention weights; `"location"` is
+    `(W_a s)_j`, its `W_a` block of `max_source_length` columns in
+    `recurrent_kernel`, and no keys.
+
+    The cell is normally driven by `AttentionDecoder`. It is built on the
+    shape of the encoder sequence, `(batch, T_in, memory_dim)`. Its states
+    are `[y, s]`, made by `initial_state()`; what every step attends to
+    (the memory or its projection `C h`, its keys and its mask) is made
+    once per sequence by `attention_memory()` and passed to each step as a
+    constant, not as a state, so that a step by hand (as in a beam search)
+    reads it as it is.
+
+    Args:
+        units: Positive integer, the size of the decoder state `s`.
+        output_dim: Positive integer, the size of each output `y`.
+        score: The attention score: `"additive"` (Bahdanau's), `"dot"`,
+            `"general"`, `"concat"` or `"location"` (Luong's). Defaults to
+            `"additive"`.
+        max_source_length: Positive integer, the longest memory the
+            `"location"` score serves (required there, unused otherwise).
+            Defaults to `None`.
+        activation: Activation of the state proposal `p` and of `s_0`.
+            Defaults to `"tanh"`.
+        output_activation: Activation of the output `y'`. Defaults to
+            `"softmax"`.
+        feedback: What the next step receives as `y`: `"probabilities"` (the
+            output as it is) or `"one_hot"` (its argmax, one-hot encoded).
+            Defaults to `"probabilities"`.
+        kernel_initializer: Initializer of the kernels applied to the memory
+            and to the fed-back output (`initial_kernel`, `key_kernel`,
+            `score_vector`, `feedback_kernel`, `context_kernel`). Defaults to
+            `"glorot_uniform"`.
+        recurrent_initializer: Initializer of the kernels applied to the
+            state (`recurrent_kernel`, `proposal_kernel`). Defaults to
+            `"orthogonal"`.
+        bias_initializer: Initializer of `key_bias` and `bias`. Defaults to
+            `"zeros"`.
+        kernel_regularizer: Regularizer of the kernels above. Defaults to
+            `None`.
+        recurrent_regularizer: Regularizer of the recurrent kernels. Defaults
+            to `None`.
+        bias_regularizer: Regularizer of the biases. Defaults to `None`.
+        kernel_constraint: Constraint of the kernels. Defaults to `None`.
+        recurrent_constraint: Constraint of the recurrent kernels. Defaults
+            to `None`.
+        bias_constraint: Constraint of the biases. Defaults to `None`.
+        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: `(batch, output_dim + 1)`: a teacher output and, in the last
+            column, 1 where the step is fed that teacher output instead of
+            the fed-back `y` (0 otherwise); or `(batch, 0)` to feed back `y`
+            (no teacher), which spares the step the choice.
+        states: `[y, s]`.
+        attention_memory: What `attention_memory()` returned for the
+            sequence being decoded. `AttentionDecoder` passes it for the
+            length of its own call (Keras 3's `RNN` passes no constants to
+            a cell), so it is only needed when stepping the cell by hand.
+
+    Returns:
+        A tuple `(step_output, new_states)`: `step_output` is `y'` and the
+        attention weights concatenated, `(batch, output_dim + T_in)`;
+        `new_states` is `[feedback(y'), s']`.
+    """
+
+    def __init__(
+        self,
+        units,
+        output_dim,
+        score="additive",
+        max_source_length=None,
+        activation="tanh",
+        output_activation="softmax",
+        feedback="probabilities",
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        checked = check_cell_arguments(
+            type(self).__name__,
+            units,
+            output_dim,
+            score,
+            max_source_length,
+            activation,
+            output_activation,
+            feedback,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint,
+        )
+        for name, value in checked.items():
+            setattr(self, name, value)
+        self.state_size = [self.output_dim, self.units]
+        self.output_size = self.output_dim
+        # Set only while a decoding loop steps the cell (`_stepping`).
+        self._step_context = None
+
+    def build(self, memory_shape, computes_initial_state=True):
+        """Makes the weights for a memory of `memory_shape`; `W_s` only
+        with `computes_initial_state`, since a decoder that is always given
+        `s_0` never reads it (and Keras' optimizers warn of a weight
+        without a gradient)."""
+        memory_dim = memory_shape[-1]
+        units, output_dim = self.units, self.output_dim
+        if self.score == "dot":
+            check_dot_sizes(
+                type(self).__name__,
+                units,
+                memory_dim,
+                "`units`",
+                "the memory's size",
+            )
+        # One column block per gate: reset, update, proposal, then output.
+        gates_dim = 3 * units + output_dim
+
+        def kernel(name, shape):
+            return add_weight_of_kind(self, "kernel", name, shape)
+
+        def recurrent_kernel(name, shape):
+            return add_weight_of_kind(self, "recurrent", name, shape)
+
+        def bias(name, shape):
+            return add_weight_of_kind(self, "bias", name, shape)
+
+        self.initial_kernel = None
+        if computes_initial_state:
+            self.initial_kernel = kernel("initial_kernel", (memory_dim, units))
+        if self.score in ("additive", "concat", "general"):
+            self.key_kernel = kernel("key_kernel", (memory_dim, units))
+        if self.score == "additive":
+            self.key_bias = bias("key_bias", (units,))
+        if self.score in ("additive", "concat"):
+            self.score_vector = kernel("score_vector", (units,))
+        # The query W_a s shares the state's matmul with U_r, U_z and U_o;
+        # U_p stays apart because it multiplies r * s, not s.
+        self.recurrent_kernel = recurrent_kernel(
+            "recurrent_kernel",
+            (units, self._query_size + 2 * units + output_dim),
+        )
+        self.proposal_kernel = recurrent_kernel(
+            "proposal_kernel", (units, units)
+        )
+        self.feedback_kernel = kernel(
+            "feedback_kernel", (output_dim, gates_dim)
+        )
+        self.context_kernel = kernel("context_kernel", (memory_dim, gates_dim))
+        self.bias = bias("bias", (gates_dim,))
+
+    @property
+    def _query_size(self):
+        """The columns of `W_a s` in `recurrent_kernel`."""
+        if self.score in ("additive", "concat"):
+            return self.units
+        if self.score == "location":
+            return self.max_source_length
+        return 0
+
+    def attention_memory(self, memory, mask=None):
+        """The per-sequence states that every step attends to.
+
+        Computes the keys (`U_a h + b_a` for the additive score) once per
+        sequence rather than once per step; and, for a small batch of short
+        sequences, the values `C h` as well (see `_projects_values`).
+
+        Args:
+            memory: the encoder sequence, `(batch, T_in, memory_dim)`.
+            mask: boolean `(batch, T_in)`, True on the steps to attend to;
+                or None.
+
+        Returns:
+            `[values, keys]`, or `[values, keys, mask]` with the mask as a
+            boolean `(batch, 1, T_in)`; the values are the memory or
+            `memory @ context_kernel`.
+        """
+        values = memory
+        if self._projects_values(memory.shape):
+            values = ops.matmul(memory, self.context_kernel)
+        keys = memory
+        if self.score in ("additive", "concat", "general"):
+            keys = ops.matmul(memory, self.key_kernel)
+        if self.score == "additive":
+            keys = keys + self.key_bias
+        if mask is None:
+            return [values, keys]
+        return [values, keys, ops.expand_dims(ops.cast(mask, "bool"), 1)]
+
+    @contextlib.contextmanager
+    def _stepping(self, attention_memory, tape=None):
+        """Within the block, the cell is stepped by a decoding loop.
+
+        Each step called without `attention_memory` reads this one, since
+        Keras 3's `RNN` passes no constants to its cell. A step runs `call`
+        without `Layer.__call__`: the loop's owner has already cast the
+        inputs and opened the dtype scope once for the whole sequence, and
+        on PyTorch, where every step runs from Python, the per-step
+        `__call__` is a visible share of the training step. With `tape`,
+        the per-step kernels are applied through it (see
+        `_deferred_kernel_gradients.py`).
+
+        Args:
+            attention_memory: what `attention_memory()` returned.
+            tape: a `ProjectionTape`, or None.
+        """
+        outer = self._step_context
+        self._step_context = _StepContext(tuple(attention_memory), tape)
+        try:
+            yield
+        finally:
+            self._step_context = outer
+
+    def __call__(self, *args, **kwargs):
+        if self._step_context is not None:
+            return self.call(*args, **kwargs)
+        return super().__call__(*args, **kwargs)
+
+    def initial_state(self, memory, mask=None, state=None):
+        """The states `[y_0, s_0]`: zeros, and `activation(W_s h_0)`.
+
+        Args:
+            memory: the encoder sequence, `(batch, T_in, memory_dim)`.
+            mask: boolean `(batch, T_in)` or None; `h_0` is the first
+                unmasked step of each sequence.
+            state: a given `s_0`, `(batch, units)`, or None to compute it.
+
+        Returns:
+            `[y_0, s_0]`, shapes `(batch, output_dim)` and `(batch, units)`.
+        """
+        output = ops.zeros(
+            (ops.shape(memory)[0], self.output_dim), memory.dtype
+        )
+        if state is not None:
+            return [output, state]
+        if self.initial_kernel is None:
+            raise ValueError(
+                f"{type(self).__name__} was built to be given the initial "
+                "state, so it has no `initial_kernel` to compute one. "
+                "Expected a `state` (`initial_state` of AttentionDecoder). "
+                "Received: state=None"
+            )
+        if mask is None:
+            first = memory[:, 0]
+        else:
+            # argmax returns the first maximum: the first unmasked step.
+            first_index = ops.argmax(ops.cast(mask, "int32"), axis=1)
+            first = ops.take_along_axis(
+                memory, ops.reshape(first_index, (-1, 1, 1)), axis=1
+            )[:, 0]
+        state = self.activation(ops.matmul(first, self.initial_kernel))
+        return [output, state]
+
+    def call(self, inputs, states, attention_memory=None):
+        if attention_memory is None and self._step_context is not None:
+            attention_memory = self._step_context.attention_memory
+        if attention_memory is None:
+            raise ValueError(
+                f"{type(self).__name__} needs the memory to attend to. "
+                "Expected `attention_memory`, as `attention_memory()` makes "
+                "it, or a call inside `_stepping(...)`. Received: "
+                "attention_memory=None"
+            )
+        prev_output, prev_state = states
+        values, keys = attention_memory[:2]
+        mask = attention_memory[2] if len(attention_memory) > 2 else None
+        units, output_dim = self.units, self.output_dim
+
+        fed_output = prev_output
+        if inputs.shape[-1]:
+            use_teacher = ops.cast(inputs[:, output_dim:], "bool")
+            fed_output = ops.where(
+                use_teacher, inputs[:, :output_dim], prev_output
+            )
+
+        from_state = self._project(prev_state, self.recurrent_kernel)
+        query_size = self._query_size
+        query = ops.expand_dims(from_state[:, :query_size], 1)
+        state_gates = from_state[:, query_size : query_size + 2 * units]
+        state_logits = from_state[:, query_size + 2 * units :]
+
+        scores = self._scores(query, prev_state, keys)
+        weights = masked_softmax(scores, mask)
+        # C c, either way: sum_j a_j (C h_j) when the values are projected.
+        from_context = context_vectors(weights, values)[:, 0]
+        if not self._are_projected(values):
+            from_context = self._project(from_context, self.context_kernel)
+        weights = weights[:, 0]
+
+        from_inputs = (
+            self._project(fed_output, self.feedback_kernel)
+            + from_context
+            + self.bias
+        )
+        gates = ops.sigmoid(state_gates + from_inputs[:, : 2 * units])
+        reset, update = gates[:, :units], gates[:, units:]
+        proposal = self.activation(
+            self._project(reset * prev_state, self.proposal_kernel)
+            + from_inputs[:, 2 * units : 3 * units]
+        )
+        state = prev_state + update * (proposal - prev_state)
+        output = self.output_activation(
+            state_logits + from_inputs[:, 3 * units :]
+        )
+        step_output = ops.concatenate([output, weights], axis=-1)
+        return step_output, [self._feed_back(output), state]
+
+    def _projects_values(self, memory_shape):
+        """Whether `attention_memory` projects the values, `C h`, once per
+        sequence, so that each step reads `sum_j a_j (C h_j)`, one small
+        batched product, instead of multiplying `c` by `context_kernel`.
+
+        It does when a step then reads fewer numbers: `batch * T_in *
+        gates_dim` against `batch * T_in * memory_dim` plus the kernel's
+        `memory_dim * gates_dim`. That always holds when `gates_dim <=
+        memory_dim`; otherwise it needs the batch size and `T_in` as
+        numbers, and when either is unknown or symbolic (TensorFlow's
+        `fit` traces its step for any batch size; an export traces a
+        symbolic one) the values stay as they are, which is right for any
+        size. Small batches of short sequences gain most: see the JAX
+        section of the benchmarks page.
+        """
+        batch_size, length, memory_dim = memory_shape
+        gates_dim = self.context_kernel.shape[-1]
+        if gates_dim <= memory_dim:
+            return True
+        if not (isinstance(batch_size, int) and isinstance(length, int)):
+            return False
+        step_reads = batch_size * length * gates_dim
+        return step_reads <= batch_size * length * memory_dim + (
+            memory_dim * gates_dim
+        )
+
+    def _are_projected(self, values):
+        """Whether `values` (from `attention_memory`) are `C h`.
+
+        Told by their size: when `gates_dim <= memory_dim` the values are
+        always projected, so a last axis of `gates_dim` is never the raw
+        memory's. (A beam search repeats the values along the batch, which
+        a test of the batch size would misread.)
+        """
+        return values.shape[-1] == self.context_kernel.shape[-1]
+
+    def _per_step_kernels(self, attention_memory):
+        """The kernels that every step multiplies by, each once."""
+        kernels = [
+            self.recurrent_kernel,
+            self.proposal_kernel,
+            self.feedback_kernel,
+        ]
+        if not self._are_projected(attention_memory[0]):
+            kernels.append(self.context_kernel)
+        return kernels
+
+    def _project(self, tensor, kernel):
+        """`tensor @ kernel`; through the loop's tape when it has one."""
+        tape = self._step_context and self._step_context.tape
+        if tape is None:
+            return ops.matmul(tensor, kernel)
+        return tape.project(tensor, kernel)
+
+    def _scores(self, query, state, keys):
+        """The step's scores, `(batch, 1, T_in)`, from the projected query
+        `W_a s`, the state `s` and the keys."""
+        if self.score in ("additive", "concat"):
+            return additive_scores(query, keys, self.score_vector)
+        if self.score == "location":
+            return location_scores(query, ops.shape(keys)[1])
+        return dot_scores(ops.expand_dims(state, 1), keys)
+
+    def _feed_back(self, output):
+        if self.feedback == "one_hot":
+            one_hot = ops.one_hot(ops.argmax(output, axis=-1), self.output_dim)
+            return ops.cast(one_hot, output.dtype)
+        return output
+
+    def get_config(self):
+        config = {
+            "units": self.units,
+            "output_dim": self.output_dim,
+            "score": self.score,
+            "max_source_length": self.max_source_length,
+            "activation": keras.activations.serialize(self.activation),
+            "output_activation": keras.activations.serialize(
+                self.output_activation
+            ),
+            "feedback": self.feedback,
+            **weight_arguments_config(self, ("kernel", "recurrent", "bias")),
+        }
+        return {**super().get_config(), **config}
+
+
+def check_cell_arguments(
+    owner,
+    units,
+    output_dim,
+    score,
+    max_source_length,
+    activation,
+    output_activation,
+    feedback,
+    **weight_arguments,
+):
+    """`AttentionDecoderCell`'s arguments, checked, with errors naming
+    `owner` (the cell, or the decoder that makes it): a dict of each name
+    and its value as the cell keeps it (activations and weight arguments as
+    Keras objects)."""
+    checked = {
+        "units": check_positive_int(owner, "units", units),
+        "output_dim": check_positive_int(owner, "output_dim", output_dim),
+        "score": check_choice(owner, "score", score, SCORES),
+        "max_source_length": check_required_for_score(
+            owner, "max_source_length", max_source_length, score, "location"
+        ),
+        "feedback": check_choice(owner, "feedback", feedback, FEEDBACK_MODES),
+    }
+    for name, value in (
+        ("activation", activation),
+        ("output_activation", output_activation),
+    ):
+        checked[name] = check_keras_object(
+            owner, name, value, keras.activations.get
+        )
+    for name, value in weight_arguments.items():
+        checked[name] = get_weight_argument(owner, name, value)
+    return checked
+
+
+class _StepContext:
+    """What the steps of one decoding loop share: the attention memory, and
+    the tape of the JAX loop that defers the kernels' gradients (or None)."""
+
+    def __init__(self, attention_memory, tape):
+        self.attention_memory = attention_memory
+        self.tape = tape
