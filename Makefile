@@ -7,7 +7,7 @@ BACKENDS := tensorflow jax torch
 BACKEND ?= jax
 PIP_INSTALL := $(BIN)/pip install --quiet -c constraints-test.txt
 
-.PHONY: demo test bench lint format clean
+.PHONY: demo test bench docs dist lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,14 +18,15 @@ $(VENV)/.installed-demo-%: pyproject.toml constraints-test.txt | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml constraints-test.txt | $(BIN)/python
-	$(PIP_INSTALL) -e ".[dev,tensorflow,jax,torch]"
+	$(PIP_INSTALL) -e ".[dev,docs,tensorflow,jax,torch]"
 	touch $@
 
 demo: $(VENV)/.installed-demo-$(BACKEND)
 	KERAS_BACKEND=$(BACKEND) $(BIN)/python examples/copy_first.py
 
 # Runs the whole suite once per backend, each in its own process, and fails
-# if any backend fails (after running them all).
+# if any backend fails (after running them all); then builds the docs and
+# the distributions, so that a broken reference or package fails too.
 test: $(VENV)/.installed-test
 	@failed=""; \
 	for backend in $(BACKENDS); do \
@@ -35,11 +36,25 @@ test: $(VENV)/.installed-test
 	done; \
 	if [ -n "$$failed" ]; then echo "FAILED on:$$failed"; exit 1; fi; \
 	echo "All backends passed: $(BACKENDS)"
+	$(MAKE) --no-print-directory docs dist
 
-# The speed table of issue 8 against the PyTorch peer (about half an hour;
-# run it on an otherwise idle machine). BENCH_ARGS go to benchmarks/run_all.py.
+# The speed tables, written into docs/benchmarks.md (run it on an otherwise
+# idle machine). BENCH_ARGS go to benchmarks/run_all.py; --quick for a
+# short run.
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
+
+# The documentation site, into build/site; any warning fails the build.
+docs: $(VENV)/.installed-test
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/site
+
+# The wheel and the sdist, into dist/, checked as PyPI would check them.
+dist: $(VENV)/.installed-test
+	rm -rf dist
+	mkdir -p build
+	$(BIN)/python -m build --outdir dist . > build/dist.log 2>&1 \
+		|| { cat build/dist.log; exit 1; }
+	$(BIN)/twine check --strict dist/*
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
@@ -50,4 +65,4 @@ format: $(VENV)/.installed-test
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

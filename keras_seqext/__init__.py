@@ -15,3 +15,19 @@ from keras_seqext.layers import LSTMAutoencoder
 from keras_seqext.layers import LuongAttention
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "AttentionDecoder",
+    "AttentionDecoderCell",
+    "AttentionHeatmap",
+    "GradientNormMonitor",
+    "LSTMAutoencoder",
+    "LuongAttention",
+    "ScheduledSampling",
+    "callbacks",
+    "datasets",
+    "decoding",
+    "layers",
+    "metrics",
+    "plotting",
+]

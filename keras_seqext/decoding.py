@@ -30,6 +30,11 @@ from keras_seqext._validation import is_integer
 from keras_seqext._validation import is_real
 from keras_seqext.layers.attention_decoder import AttentionDecoder
 
+__all__ = [
+    "beam_search",
+    "greedy_decode",
+]
+
 
 def greedy_decode(model, inputs, max_length=None, end_token=None):
     """Decodes each sequence by taking its most probable token at each step.

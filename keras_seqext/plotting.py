@@ -5,6 +5,10 @@ from keras import ops
 
 from keras_seqext._matplotlib import import_figure
 
+__all__ = [
+    "plot_attention",
+]
+
 # Each heatmap cell is this many inches wide and high, so that a figure
 # grows with the sequences and its labels stay legible.
 CELL_INCHES = 0.3

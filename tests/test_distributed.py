@@ -209,7 +209,7 @@ def test_saved_model_predicts_the_same_on_one_device(distributed, saved):
 
 @on_torch
 def test_keras_has_no_distribution_backend_on_torch():
-    """The README says so. When this fails, Keras has added
+    """The distributed-training guide says so. When this fails, Keras has added
     `keras.distribution` for PyTorch: run the tests above on it too."""
     with pytest.raises(AttributeError):
         keras.distribution.list_devices()

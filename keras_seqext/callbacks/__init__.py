@@ -6,3 +6,12 @@ from keras_seqext.callbacks.scheduled_sampling import ExponentialDecay
 from keras_seqext.callbacks.scheduled_sampling import InverseSigmoidDecay
 from keras_seqext.callbacks.scheduled_sampling import LinearDecay
 from keras_seqext.callbacks.scheduled_sampling import ScheduledSampling
+
+__all__ = [
+    "AttentionHeatmap",
+    "ExponentialDecay",
+    "GradientNormMonitor",
+    "InverseSigmoidDecay",
+    "LinearDecay",
+    "ScheduledSampling",
+]

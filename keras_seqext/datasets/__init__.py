@@ -12,3 +12,17 @@ from keras_seqext.datasets.written_dates import ISO_VOCABULARY
 from keras_seqext.datasets.written_dates import LAST_DATE
 from keras_seqext.datasets.written_dates import MAX_DATE_LENGTH
 from keras_seqext.datasets.written_dates import dates
+
+__all__ = [
+    "CharacterVocabulary",
+    "DATE_VOCABULARY",
+    "FIRST_DATE",
+    "ISO_LENGTH",
+    "ISO_VOCABULARY",
+    "LAST_DATE",
+    "MAX_DATE_LENGTH",
+    "copy_first",
+    "dates",
+    "echo_sequence",
+    "reverse_sequence",
+]

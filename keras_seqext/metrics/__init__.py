@@ -1,3 +1,7 @@
 """Sequence metrics."""
 
 from keras_seqext.metrics.sequence_accuracy import SequenceAccuracy
+
+__all__ = [
+    "SequenceAccuracy",
+]
