@@ -1,5 +1,6 @@
 """Argument and shape checks shared by the layers, in Keras' error form."""
 
+import math
 import numbers
 
 
@@ -22,6 +23,31 @@ def check_positive_int(owner, name, value, allow_none=False):
         raise ValueError(
             f"Invalid value for argument `{name}` of {owner}. Expected "
             f"{expected}. Received: {name}={value!r}"
+        )
+    return int(value)
+
+
+def check_finite(owner, name, value, expected, condition=lambda x: True):
+    """Returns `value` as a Python float if it is a finite real number (not
+    a bool) for which `condition` holds; `expected` says what is asked."""
+    if not (is_real(value) and math.isfinite(value) and condition(value)):
+        raise ValueError(
+            f"Invalid value for argument `{name}` of {owner}. Expected "
+            f"{expected}. Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+def check_token(owner, name, value, vocabulary_size):
+    """Returns `value` as an int if it is None or a token id in
+    `[0, vocabulary_size)`."""
+    if value is None:
+        return None
+    if not is_integer(value) or not 0 <= value < vocabulary_size:
+        raise ValueError(
+            f"Invalid value for argument `{name}` of {owner}. Expected None "
+            f"or a token id in [0, {vocabulary_size}), below the decoder's "
+            f"output_dim. Received: {name}={value!r}"
         )
     return int(value)
 

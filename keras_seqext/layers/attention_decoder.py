@@ -6,17 +6,17 @@ from keras import ops
 
 from keras_seqext._replicas import replica_context
 from keras_seqext._validation import check_bool
-from keras_seqext._validation import check_dot_sizes
 from keras_seqext._validation import check_positive_int
 from keras_seqext._validation import check_probability
 from keras_seqext._validation import check_seed
-from keras_seqext._validation import check_source_length
-from keras_seqext._validation import shape_error
 from keras_seqext._weight_arguments import get_weight_argument
+from keras_seqext.layers._decoder_arguments import CELL_ARGUMENTS
+from keras_seqext.layers._decoder_arguments import check_cell_arguments
+from keras_seqext.layers._decoder_inputs import check_decoder_shapes
+from keras_seqext.layers._decoder_inputs import check_targets_dtype
+from keras_seqext.layers._decoder_inputs import shapes_of
 from keras_seqext.layers._deferred_kernel_gradients import decoder_loop
-from keras_seqext.layers.attention_decoder_cell import CELL_ARGUMENTS
 from keras_seqext.layers.attention_decoder_cell import AttentionDecoderCell
-from keras_seqext.layers.attention_decoder_cell import check_cell_arguments
 
 
 @keras.saving.register_keras_serializable(package="keras_seqext")
@@ -46,6 +46,17 @@ class AttentionDecoder(keras.layers.RNN):
     targets are a second input, which can be
     `keras.Input(..., optional=True)` so that `predict` needs none.
 
+    Token mode: with `embedding_dim`, the decoder reads and writes token
+    ids, for vocabularies of thousands of tokens. Each step feeds back the
+    embedding of a token (its own argmax, or the expected embedding with
+    `feedback="probabilities"`), so the parameters grow linearly with the
+    vocabulary, not with its square (`AttentionDecoderCell` gives the
+    count); `targets` are ids `(batch, T_out)`, looked up once per sequence;
+    `output_activation=None` returns logits, for
+    `keras.losses.SparseCategoricalCrossentropy(from_logits=True)`, whose
+    `ignore_class` leaves padded target steps out of the loss; and
+    `start_token` is the id fed at the first step.
+
     Masking: a mask on the memory (from `keras.layers.Masking` or
     `keras.layers.Embedding(mask_zero=True)`, passed on by the encoder)
     removes the masked steps from every attention softmax: they get exactly
@@ -60,7 +71,14 @@ class AttentionDecoder(keras.layers.RNN):
 
     Args:
         units: Positive integer, the size of the decoder state.
-        output_dim: Positive integer, the number of output classes.
+        output_dim: Positive integer, the number of output classes: the
+            vocabulary size in token mode.
+        embedding_dim: Positive integer: token mode, feeding back token
+            embeddings of this size; or None to feed back vectors of
+            `output_dim`, as the Keras 2 layer does. Defaults to `None`.
+        start_token: Integer id in `[0, output_dim)` fed at the first step
+            (its embedding, or its one-hot vector); or None to feed zeros.
+            Defaults to `None`.
         output_length: Positive integer, the number of steps to decode, or
             None to decode as many steps as the memory has. Defaults to
             `None`.
@@ -73,8 +91,8 @@ class AttentionDecoder(keras.layers.RNN):
             `"location"` score serves. Defaults to `None`.
         activation: Activation of the state proposal and of the initial
             state. Defaults to `"tanh"`.
-        output_activation: Activation of each output step. Defaults to
-            `"softmax"`.
+        output_activation: Activation of each output step; None gives the
+            logits. Defaults to `"softmax"`.
         return_attention_weights: Whether the call also returns the attention
             weights, as `(outputs, weights)`. Defaults to `False`.
         return_probabilities: Keras 2 compatibility: whether the call returns
@@ -84,8 +102,10 @@ class AttentionDecoder(keras.layers.RNN):
             `(batch, units)`, as its last element. Defaults to `False`.
         feedback: What each step feeds back as the next input:
             `"probabilities"` (the output distribution, as the Keras 2 layer
-            does) or `"one_hot"` (its argmax, one-hot encoded). Defaults to
-            `"probabilities"`.
+            does; in token mode the expected embedding) or `"one_hot"` (its
+            argmax, one-hot encoded; in token mode that token's embedding).
+            Defaults to `None`: `"one_hot"` in token mode, `"probabilities"`
+            otherwise.
         kernel_initializer: Initializer of the kernels applied to the memory
             and to the fed-back outputs. Defaults to `"glorot_uniform"`.
         recurrent_initializer: Initializer of the kernels applied to the
@@ -101,6 +121,12 @@ class AttentionDecoder(keras.layers.RNN):
         recurrent_constraint: Constraint of the recurrent kernels. Defaults
             to `None`.
         bias_constraint: Constraint of the biases. Defaults to `None`.
+        embeddings_initializer: Initializer of the token embeddings.
+            Defaults to `"uniform"`.
+        embeddings_regularizer: Regularizer of the token embeddings.
+            Defaults to `None`.
+        embeddings_constraint: Constraint of the token embeddings. Defaults
+            to `None`.
         teacher_forcing_probability: The initial probability, in [0, 1],
             of feeding a step the true previous output when `targets` are
             given in training. Defaults to `1.0`.
@@ -112,7 +138,8 @@ class AttentionDecoder(keras.layers.RNN):
 
     Call arguments:
         encoder_sequence: The memory, `(batch, T_in, memory_dim)`.
-        targets: The true outputs, `(batch, T_out, output_dim)`, for teacher
+        targets: The true outputs, `(batch, T_out, output_dim)`, or in
+            token mode their integer ids, `(batch, T_out)`, for teacher
             forcing in training; ignored at inference. Defaults to `None`.
         mask: Boolean `(batch, T_in)`, True on the memory steps to attend
             to. Keras passes the encoder's mask here by itself. Defaults to
@@ -136,8 +163,8 @@ class AttentionDecoder(keras.layers.RNN):
     Raises:
         ValueError: on a bad argument value, a memory that is not rank 3 or
             has no known feature size, targets that are not
-            `(batch, T_out, output_dim)`, or an initial state that is not
-            `(batch, units)`.
+            `(batch, T_out, output_dim)` (integer `(batch, T_out)` in token
+            mode), or an initial state that is not `(batch, units)`.
 
     Example:
 
@@ -173,6 +200,23 @@ class AttentionDecoder(keras.layers.RNN):
     >>> tuple(model.predict([x, None], verbose=0).shape)
     (4, 5, 50)
 
+    Token mode, a vocabulary of 1000 and logits out:
+
+    >>> source = keras.Input((None,), dtype="int32")
+    >>> targets = keras.Input((6,), dtype="int32", optional=True)
+    >>> embedded = keras.layers.Embedding(1000, 32, mask_zero=True)(source)
+    >>> encoded = keras.layers.LSTM(32, return_sequences=True)(embedded)
+    >>> logits = keras_seqext.AttentionDecoder(
+    ...     32, 1000, embedding_dim=32, output_length=6, start_token=1,
+    ...     output_activation=None)(encoded, targets=targets)
+    >>> model = keras.Model([source, targets], logits)
+    >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(
+    ...     from_logits=True, ignore_class=0))
+    >>> ids = np.random.randint(1, 1000, (4, 6))
+    >>> history = model.fit([ids, ids], ids, verbose=0)
+    >>> tuple(model.predict([ids, None], verbose=0).shape)
+    (4, 6, 1000)
+
     Reference:
         Bahdanau, Cho and Bengio, "Neural Machine Translation by Jointly
         Learning to Align and Translate", ICLR 2015.
@@ -183,6 +227,8 @@ class AttentionDecoder(keras.layers.RNN):
         units,
         output_dim,
         output_length=None,
+        embedding_dim=None,
+        start_token=None,
         score="additive",
         max_source_length=None,
         activation="tanh",
@@ -190,22 +236,26 @@ class AttentionDecoder(keras.layers.RNN):
         return_attention_weights=False,
         return_probabilities=False,
         return_state=False,
-        feedback="probabilities",
+        feedback=None,
         kernel_initializer="glorot_uniform",
         recurrent_initializer="orthogonal",
         bias_initializer="zeros",
+        embeddings_initializer="uniform",
         kernel_regularizer=None,
         recurrent_regularizer=None,
         bias_regularizer=None,
+        embeddings_regularizer=None,
         activity_regularizer=None,
         kernel_constraint=None,
         recurrent_constraint=None,
         bias_constraint=None,
+        embeddings_constraint=None,
         teacher_forcing_probability=1.0,
         seed=None,
         unroll=False,
         **kwargs,
     ):
+        given = locals()
         owner = type(self).__name__
         check_probability(
             owner, "teacher_forcing_probability", teacher_forcing_probability
@@ -221,24 +271,7 @@ class AttentionDecoder(keras.layers.RNN):
         ):
             check_bool(owner, name, flag)
         check_seed(owner, "seed", seed)
-        cell_arguments = {
-            "units": units,
-            "output_dim": output_dim,
-            "score": score,
-            "max_source_length": max_source_length,
-            "activation": activation,
-            "output_activation": output_activation,
-            "feedback": feedback,
-            "kernel_initializer": kernel_initializer,
-            "recurrent_initializer": recurrent_initializer,
-            "bias_initializer": bias_initializer,
-            "kernel_regularizer": kernel_regularizer,
-            "recurrent_regularizer": recurrent_regularizer,
-            "bias_regularizer": bias_regularizer,
-            "kernel_constraint": kernel_constraint,
-            "recurrent_constraint": recurrent_constraint,
-            "bias_constraint": bias_constraint,
-        }
+        cell_arguments = {name: given[name] for name in CELL_ARGUMENTS}
         # The cell's own checks, here first, so that an error names this
         # layer, not its cell.
         check_cell_arguments(owner, **cell_arguments)
@@ -290,8 +323,8 @@ class AttentionDecoder(keras.layers.RNN):
         targets_shape=None,
         initial_state_shape=None,
     ):
-        self._check_shapes(
-            encoder_sequence_shape, targets_shape, initial_state_shape
+        check_decoder_shapes(
+            self, encoder_sequence_shape, targets_shape, initial_state_shape
         )
         # Built on a given initial state (as in a model with that input),
         # the decoder has no W_s: a call must then give the state.
@@ -311,10 +344,12 @@ class AttentionDecoder(keras.layers.RNN):
     ):
         if mask is None:
             mask = encoder_sequence_mask
-        self._check_shapes(
+        check_targets_dtype(self, targets)
+        check_decoder_shapes(
+            self,
             encoder_sequence.shape,
             None if targets is None else tuple(targets.shape),
-            None if initial_state is None else _shapes_of(initial_state),
+            None if initial_state is None else shapes_of(initial_state),
         )
         if initial_state is not None:
             initial_state = keras.tree.flatten(initial_state)[0]
@@ -365,8 +400,8 @@ class AttentionDecoder(keras.layers.RNN):
         targets_shape=None,
         initial_state_shape=None,
     ):
-        self._check_shapes(
-            encoder_sequence_shape, targets_shape, initial_state_shape
+        check_decoder_shapes(
+            self, encoder_sequence_shape, targets_shape, initial_state_shape
         )
         batch_size, input_length = encoder_sequence_shape[:2]
         output_length = self.output_length or input_length
@@ -376,32 +411,57 @@ class AttentionDecoder(keras.layers.RNN):
             (batch_size, self.units),
         )
 
+    def compute_output_spec(
+        self,
+        encoder_sequence,
+        targets=None,
+        mask=None,
+        training=None,
+        initial_state=None,
+        encoder_sequence_mask=None,
+    ):
+        # Here too, so that a functional model refuses float token ids when
+        # it is built, not at its first fit.
+        check_targets_dtype(self, targets)
+        return super().compute_output_spec(
+            encoder_sequence,
+            targets=targets,
+            mask=mask,
+            training=training,
+            initial_state=initial_state,
+            encoder_sequence_mask=encoder_sequence_mask,
+        )
+
     def compute_mask(self, sequences, mask=None):
         # Every output step is decoded, whatever the memory's mask.
         return None
 
     def _step_inputs(self, sequences, targets):
-        """The inputs of the decoding loop, `(batch, T_out, output_dim + 1)`.
+        """The inputs of the decoding loop, `(batch, T_out, feed_dim + 1)`.
 
-        Step t's input is `targets[:, t-1]` (zeros at t = 0, where `y_0` is
-        zeros anyway) and a last column that is 1 where that target is fed
-        instead of the decoder's own previous output. The coins are drawn
-        here, before the loop, because random ops cannot run inside a JAX
-        recurrence step. Without targets every step feeds back its own
-        output, and the inputs are `(batch, T_out, 0)`: only the loop's
-        length.
+        Step t's input is the fed-back form of `targets[:, t-1]` (the
+        targets themselves, or in token mode their embeddings, looked up
+        here once per sequence), `y_0` at t = 0, and a last column that is
+        1 where that target is fed instead of the decoder's own previous
+        output. The coins are drawn here, before the loop, because random
+        ops cannot run inside a JAX recurrence step. Without targets every
+        step feeds back its own output, and the inputs are
+        `(batch, T_out, 0)`: only the loop's length.
         """
         batch_size, input_length = ops.shape(sequences)[:2]
         output_length = self.output_length or input_length
+        dtype = sequences.dtype
         if targets is None:
-            return ops.zeros((batch_size, output_length, 0), sequences.dtype)
-        targets = ops.cast(targets, sequences.dtype)
-        previous_targets = ops.pad(targets[:, :-1], [[0, 0], [1, 0], [0, 0]])
+            return ops.zeros((batch_size, output_length, 0), dtype)
+        if self.embedding_dim is None:
+            teacher = ops.cast(targets, dtype)
+        else:
+            teacher = self.cell.feed_of_tokens(targets, dtype)
+        start = ops.expand_dims(self.cell.start_feed(batch_size, dtype), 1)
+        previous = ops.concatenate([start, teacher[:, :-1]], axis=1)
         draws = self._draw_coins(batch_size, output_length)
-        use_targets = ops.cast(
-            draws < self.teacher_forcing_probability, sequences.dtype
-        )
-        return ops.concatenate([previous_targets, use_targets], axis=-1)
+        use_targets = ops.cast(draws < self.teacher_forcing_probability, dtype)
+        return ops.concatenate([previous, use_targets], axis=-1)
 
     def _draw_coins(self, batch_size, output_length):
         """Uniform draws for the teacher-forcing coins, `(batch, T_out, 1)`.
@@ -434,89 +494,6 @@ class AttentionDecoder(keras.layers.RNN):
         if self.return_state:
             selected.append(last_state)
         return selected[0] if len(selected) == 1 else tuple(selected)
-
-    def _check_shapes(
-        self, encoder_sequence_shape, targets_shape, initial_state_shape
-    ):
-        owner = type(self).__name__
-        if len(encoder_sequence_shape) != 3:
-            raise shape_error(
-                owner,
-                "encoder_sequence",
-                "a rank-3 tensor (batch, timesteps, features)",
-                encoder_sequence_shape,
-            )
-        memory_dim = encoder_sequence_shape[-1]
-        if memory_dim is None:
-            raise shape_error(
-                owner,
-                "encoder_sequence",
-                "a known feature size (batch, timesteps, features)",
-                encoder_sequence_shape,
-            )
-        built_dim = (
-            self.cell.context_kernel.shape[0] if self.cell.built else None
-        )
-        if built_dim is not None and memory_dim != built_dim:
-            raise shape_error(
-                owner,
-                "encoder_sequence",
-                f"(batch, timesteps, {built_dim}), the feature size the "
-                "layer was built with",
-                encoder_sequence_shape,
-            )
-        if self.score == "dot":
-            check_dot_sizes(
-                owner, self.units, memory_dim, "`units`", "the memory's size"
-            )
-        if self.score == "location":
-            check_source_length(
-                owner,
-                "encoder_sequence",
-                encoder_sequence_shape,
-                self.max_source_length,
-            )
-        if targets_shape is not None:
-            output_length = self.output_length or encoder_sequence_shape[1]
-            known_lengths = None not in (output_length, targets_shape[1])
-            if (
-                len(targets_shape) != 3
-                or targets_shape[-1] != self.output_dim
-                or (known_lengths and targets_shape[1] != output_length)
-            ):
-                length = "T_out" if output_length is None else output_length
-                raise shape_error(
-                    owner,
-                    "targets",
-                    f"(batch, {length}, {self.output_dim}): the output "
-                    "length and output_dim",
-                    targets_shape,
-                )
-        if initial_state_shape is None:
-            if self.cell.built and self.cell.initial_kernel is None:
-                raise ValueError(
-                    f"Invalid value for argument `initial_state` of {owner}. "
-                    "The layer was built with a given initial state, so it "
-                    "has no weights to compute one. Expected a tensor of "
-                    f"shape (batch, {self.units}). Received: "
-                    "initial_state=None"
-                )
-            return
-        state_shapes = (
-            [initial_state_shape]
-            if _is_shape(initial_state_shape)
-            else list(initial_state_shape)
-        )
-        if (
-            len(state_shapes) != 1
-            or len(state_shapes[0]) != 2
-            or state_shapes[0][-1] != self.units
-        ):
-            raise ValueError(
-                f"Invalid shape for argument `initial_state` of {owner}. "
-                f"Expected one tensor of shape (batch, {self.units}). "
-                f"Received shapes: {[tuple(s) for s in state_shapes]}"
-            )
 
     def get_config(self):
         cell_config = self.cell.get_config()
@@ -562,11 +539,3 @@ def _cell_argument(name):
 
 for _name in CELL_ARGUMENTS:
     setattr(AttentionDecoder, _name, _cell_argument(_name))
-
-
-def _is_shape(value):
-    return all(isinstance(dim, (int, type(None))) for dim in value)
-
-
-def _shapes_of(tensors):
-    return [tuple(t.shape) for t in keras.tree.flatten(tensors)]

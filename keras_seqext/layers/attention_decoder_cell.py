@@ -5,44 +5,17 @@ import contextlib
 import keras
 from keras import ops
 
-from keras_seqext._validation import check_choice
 from keras_seqext._validation import check_dot_sizes
-from keras_seqext._validation import check_keras_object
-from keras_seqext._validation import check_positive_int
-from keras_seqext._validation import check_required_for_score
 from keras_seqext._weight_arguments import add_weight_of_kind
-from keras_seqext._weight_arguments import get_weight_argument
 from keras_seqext._weight_arguments import weight_arguments_config
-from keras_seqext.layers.attention_scores import SCORES
+from keras_seqext.layers._decoder_arguments import CELL_ARGUMENTS
+from keras_seqext.layers._decoder_arguments import WEIGHT_KINDS
+from keras_seqext.layers._decoder_arguments import check_cell_arguments
 from keras_seqext.layers.attention_scores import additive_scores
 from keras_seqext.layers.attention_scores import context_vectors
 from keras_seqext.layers.attention_scores import dot_scores
 from keras_seqext.layers.attention_scores import location_scores
 from keras_seqext.layers.attention_scores import masked_softmax
-
-FEEDBACK_MODES = ("probabilities", "one_hot")
-
-
-# The cell's constructor arguments, which the layer forwards to it, exposes
-# as read-only properties and writes flat into its own config (as GRU does).
-CELL_ARGUMENTS = (
-    "units",
-    "output_dim",
-    "score",
-    "max_source_length",
-    "activation",
-    "output_activation",
-    "feedback",
-    "kernel_initializer",
-    "recurrent_initializer",
-    "bias_initializer",
-    "kernel_regularizer",
-    "recurrent_regularizer",
-    "bias_regularizer",
-    "kernel_constraint",
-    "recurrent_constraint",
-    "bias_constraint",
-)
 
 
 @keras.saving.register_keras_serializable(package="keras_seqext")
@@ -81,9 +54,27 @@ class AttentionDecoderCell(keras.layers.Layer):
     `(W_a s)_j`, its `W_a` block of `max_source_length` columns in
     `recurrent_kernel`, and no keys.
 
+    Token mode: with `embedding_dim` set, the cell owns an embedding table
+    `E`, `(output_dim, embedding_dim)`, and `y` is the embedding of the
+    previous token rather than a vector of `output_dim`: `E[argmax(l)]`
+    with `feedback="one_hot"` (the default there) or the expected
+    embedding `softmax(l) @ E` with `"probabilities"`, where `l` are the
+    step's logits, before `output_activation`. Every kernel that reads `y`
+    then has `embedding_dim` rows, so the parameters grow linearly with
+    `output_dim`. With `V = output_dim`, `E = embedding_dim`, `d` the
+    memory's size, `u = units` and `q` the query's columns (`u` for the
+    additive and concat scores, `max_source_length` for location, 0 for dot
+    and general), the cell has `V E + (E + d + 1)(3u + V) + u (q + 3u + V)`
+    weights, plus `d u` for `initial_kernel`, `d u` for `key_kernel`
+    (additive, concat, general), `u` for `key_bias` (additive) and `u` for
+    `score_vector` (additive, concat). Without `embedding_dim`, `V` takes
+    the place of `E` and there is no table: `V (V + d + 1 + 3u + u) + ...`,
+    quadratic in `V`.
+
     The cell is normally driven by `AttentionDecoder`. It is built on the
     shape of the encoder sequence, `(batch, T_in, memory_dim)`. Its states
-    are `[y, s]`, made by `initial_state()`; what every step attends to
+    are `[y, s]`, made by `initial_state()` (`y_0` is zeros, or the
+    fed-back form of `start_token`); what every step attends to
     (the memory or its projection `C h`, its keys and its mask) is made
     once per sequence by `attention_memory()` and passed to each step as a
     constant, not as a state, so that a step by hand (as in a beam search)
@@ -91,7 +82,14 @@ class AttentionDecoderCell(keras.layers.Layer):
 
     Args:
         units: Positive integer, the size of the decoder state `s`.
-        output_dim: Positive integer, the size of each output `y`.
+        output_dim: Positive integer, the size of each output `y'`: the
+            number of classes, or the vocabulary in token mode.
+        embedding_dim: Positive integer, the size of the token embeddings
+            fed back in token mode; or None to feed back vectors of
+            `output_dim`. Defaults to `None`.
+        start_token: Integer id in `[0, output_dim)` whose fed-back form
+            (its embedding, or its one-hot vector) is `y_0`; or None for
+            zeros. Defaults to `None`.
         score: The attention score: `"additive"` (Bahdanau's), `"dot"`,
             `"general"`, `"concat"` or `"location"` (Luong's). Defaults to
             `"additive"`.
@@ -103,8 +101,10 @@ class AttentionDecoderCell(keras.layers.Layer):
         output_activation: Activation of the output `y'`. Defaults to
             `"softmax"`.
         feedback: What the next step receives as `y`: `"probabilities"` (the
-            output as it is) or `"one_hot"` (its argmax, one-hot encoded).
-            Defaults to `"probabilities"`.
+            output as it is; in token mode the expected embedding) or
+            `"one_hot"` (its argmax, one-hot encoded; in token mode its
+            embedding). Defaults to `None`: `"one_hot"` in token mode,
+            `"probabilities"` otherwise.
         kernel_initializer: Initializer of the kernels applied to the memory
             and to the fed-back output (`initial_kernel`, `key_kernel`,
             `score_vector`, `feedback_kernel`, `context_kernel`). Defaults to
@@ -123,13 +123,21 @@ class AttentionDecoderCell(keras.layers.Layer):
         recurrent_constraint: Constraint of the recurrent kernels. Defaults
             to `None`.
         bias_constraint: Constraint of the biases. Defaults to `None`.
+        embeddings_initializer: Initializer of the embedding table.
+            Defaults to `"uniform"`, as in `keras.layers.Embedding`.
+        embeddings_regularizer: Regularizer of the embedding table.
+            Defaults to `None`.
+        embeddings_constraint: Constraint of the embedding table. Defaults
+            to `None`.
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
 
     Call arguments:
-        inputs: `(batch, output_dim + 1)`: a teacher output and, in the last
-            column, 1 where the step is fed that teacher output instead of
-            the fed-back `y` (0 otherwise); or `(batch, 0)` to feed back `y`
-            (no teacher), which spares the step the choice.
+        inputs: `(batch, feed_dim + 1)`: a teacher's fed-back form (see
+            `feed_of_tokens`; `feed_dim` is `embedding_dim` in token mode,
+            `output_dim` otherwise) and, in the last column, 1 where the
+            step is fed it instead of its own `y` (0 otherwise); or
+            `(batch, 0)` to feed back `y` (no teacher), which spares the
+            step the choice.
         states: `[y, s]`.
         attention_memory: What `attention_memory()` returned for the
             sequence being decoded. `AttentionDecoder` passes it for the
@@ -146,48 +154,43 @@ class AttentionDecoderCell(keras.layers.Layer):
         self,
         units,
         output_dim,
+        embedding_dim=None,
+        start_token=None,
         score="additive",
         max_source_length=None,
         activation="tanh",
         output_activation="softmax",
-        feedback="probabilities",
+        feedback=None,
         kernel_initializer="glorot_uniform",
         recurrent_initializer="orthogonal",
         bias_initializer="zeros",
+        embeddings_initializer="uniform",
         kernel_regularizer=None,
         recurrent_regularizer=None,
         bias_regularizer=None,
+        embeddings_regularizer=None,
         kernel_constraint=None,
         recurrent_constraint=None,
         bias_constraint=None,
+        embeddings_constraint=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        checked = check_cell_arguments(
-            type(self).__name__,
-            units,
-            output_dim,
-            score,
-            max_source_length,
-            activation,
-            output_activation,
-            feedback,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            kernel_regularizer=kernel_regularizer,
-            recurrent_regularizer=recurrent_regularizer,
-            bias_regularizer=bias_regularizer,
-            kernel_constraint=kernel_constraint,
-            recurrent_constraint=recurrent_constraint,
-            bias_constraint=bias_constraint,
-        )
+        given = locals()
+        arguments = {name: given[name] for name in CELL_ARGUMENTS}
+        checked = check_cell_arguments(type(self).__name__, **arguments)
         for name, value in checked.items():
             setattr(self, name, value)
-        self.state_size = [self.output_dim, self.units]
+        self.state_size = [self.feed_dim, self.units]
         self.output_size = self.output_dim
         # Set only while a decoding loop steps the cell (`_stepping`).
         self._step_context = None
+
+    @property
+    def feed_dim(self):
+        """The size of the fed-back `y`: `embedding_dim` in token mode,
+        `output_dim` otherwise."""
+        return self.embedding_dim or self.output_dim
 
     def build(self, memory_shape, computes_initial_state=True):
         """Makes the weights for a memory of `memory_shape`; `W_s` only
@@ -216,6 +219,14 @@ class AttentionDecoderCell(keras.layers.Layer):
         def bias(name, shape):
             return add_weight_of_kind(self, "bias", name, shape)
 
+        self.embeddings = None
+        if self.embedding_dim is not None:
+            self.embeddings = add_weight_of_kind(
+                self,
+                "embeddings",
+                "embeddings",
+                (output_dim, self.embedding_dim),
+            )
         self.initial_kernel = None
         if computes_initial_state:
             self.initial_kernel = kernel("initial_kernel", (memory_dim, units))
@@ -235,7 +246,7 @@ class AttentionDecoderCell(keras.layers.Layer):
             "proposal_kernel", (units, units)
         )
         self.feedback_kernel = kernel(
-            "feedback_kernel", (output_dim, gates_dim)
+            "feedback_kernel", (self.feed_dim, gates_dim)
         )
         self.context_kernel = kernel("context_kernel", (memory_dim, gates_dim))
         self.bias = bias("bias", (gates_dim,))
@@ -308,7 +319,8 @@ class AttentionDecoderCell(keras.layers.Layer):
         return super().__call__(*args, **kwargs)
 
     def initial_state(self, memory, mask=None, state=None):
-        """The states `[y_0, s_0]`: zeros, and `activation(W_s h_0)`.
+        """The states `[y_0, s_0]`: zeros (or the fed-back form of
+        `start_token`), and `activation(W_s h_0)`.
 
         Args:
             memory: the encoder sequence, `(batch, T_in, memory_dim)`.
@@ -317,11 +329,9 @@ class AttentionDecoderCell(keras.layers.Layer):
             state: a given `s_0`, `(batch, units)`, or None to compute it.
 
         Returns:
-            `[y_0, s_0]`, shapes `(batch, output_dim)` and `(batch, units)`.
+            `[y_0, s_0]`, shapes `(batch, feed_dim)` and `(batch, units)`.
         """
-        output = ops.zeros(
-            (ops.shape(memory)[0], self.output_dim), memory.dtype
-        )
+        output = self.start_feed(ops.shape(memory)[0], memory.dtype)
         if state is not None:
             return [output, state]
         if self.initial_kernel is None:
@@ -342,6 +352,31 @@ class AttentionDecoderCell(keras.layers.Layer):
         state = self.activation(ops.matmul(first, self.initial_kernel))
         return [output, state]
 
+    def feed_of_tokens(self, tokens, dtype=None):
+        """The fed-back form of token ids: their embeddings in token mode,
+        their one-hot vectors otherwise.
+
+        Args:
+            tokens: integer ids in `[0, output_dim)`, any shape.
+            dtype: the result's dtype; the compute dtype by default.
+
+        Returns:
+            The ids' fed-back forms, `tokens.shape + (feed_dim,)`.
+        """
+        dtype = dtype or self.compute_dtype
+        if self.embeddings is None:
+            return ops.one_hot(tokens, self.output_dim, dtype=dtype)
+        return ops.cast(ops.take(self.embeddings, tokens, axis=0), dtype)
+
+    def start_feed(self, batch_size, dtype=None):
+        """`y_0` for `batch_size` sequences, `(batch, feed_dim)`: the
+        fed-back form of `start_token`, or zeros without one."""
+        dtype = dtype or self.compute_dtype
+        if self.start_token is None:
+            return ops.zeros((batch_size, self.feed_dim), dtype)
+        tokens = ops.full((batch_size,), self.start_token, "int32")
+        return self.feed_of_tokens(tokens, dtype)
+
     def call(self, inputs, states, attention_memory=None):
         if attention_memory is None and self._step_context is not None:
             attention_memory = self._step_context.attention_memory
@@ -355,13 +390,13 @@ class AttentionDecoderCell(keras.layers.Layer):
         prev_output, prev_state = states
         values, keys = attention_memory[:2]
         mask = attention_memory[2] if len(attention_memory) > 2 else None
-        units, output_dim = self.units, self.output_dim
+        units, feed_dim = self.units, self.feed_dim
 
         fed_output = prev_output
         if inputs.shape[-1]:
-            use_teacher = ops.cast(inputs[:, output_dim:], "bool")
+            use_teacher = ops.cast(inputs[:, feed_dim:], "bool")
             fed_output = ops.where(
-                use_teacher, inputs[:, :output_dim], prev_output
+                use_teacher, inputs[:, :feed_dim], prev_output
             )
 
         from_state = self._project(prev_state, self.recurrent_kernel)
@@ -390,11 +425,10 @@ class AttentionDecoderCell(keras.layers.Layer):
             + from_inputs[:, 2 * units : 3 * units]
         )
         state = prev_state + update * (proposal - prev_state)
-        output = self.output_activation(
-            state_logits + from_inputs[:, 3 * units :]
-        )
+        logits = state_logits + from_inputs[:, 3 * units :]
+        output = self.output_activation(logits)
         step_output = ops.concatenate([output, weights], axis=-1)
-        return step_output, [self._feed_back(output), state]
+        return step_output, [self._feed_back(output, logits), state]
 
     def _projects_values(self, memory_shape):
         """Whether `attention_memory` projects the values, `C h`, once per
@@ -459,16 +493,29 @@ class AttentionDecoderCell(keras.layers.Layer):
             return location_scores(query, ops.shape(keys)[1])
         return dot_scores(ops.expand_dims(state, 1), keys)
 
-    def _feed_back(self, output):
+    def _feed_back(self, output, logits):
+        """The next step's `y`, from this step's output and its logits."""
+        if self.embeddings is None:
+            if self.feedback == "one_hot":
+                return self.feed_of_tokens(
+                    ops.argmax(output, axis=-1), output.dtype
+                )
+            return output
+        # In token mode from the logits, whatever the output's activation.
         if self.feedback == "one_hot":
-            one_hot = ops.one_hot(ops.argmax(output, axis=-1), self.output_dim)
-            return ops.cast(one_hot, output.dtype)
-        return output
+            return self.feed_of_tokens(
+                ops.argmax(logits, axis=-1), output.dtype
+            )
+        probabilities = ops.softmax(ops.cast(logits, "float32"), axis=-1)
+        embeddings = ops.cast(self.embeddings, "float32")
+        return ops.cast(ops.matmul(probabilities, embeddings), output.dtype)
 
     def get_config(self):
         config = {
             "units": self.units,
             "output_dim": self.output_dim,
+            "embedding_dim": self.embedding_dim,
+            "start_token": self.start_token,
             "score": self.score,
             "max_source_length": self.max_source_length,
             "activation": keras.activations.serialize(self.activation),
@@ -476,45 +523,9 @@ class AttentionDecoderCell(keras.layers.Layer):
                 self.output_activation
             ),
             "feedback": self.feedback,
-            **weight_arguments_config(self, ("kernel", "recurrent", "bias")),
+            **weight_arguments_config(self, WEIGHT_KINDS),
         }
         return {**super().get_config(), **config}
-
-
-def check_cell_arguments(
-    owner,
-    units,
-    output_dim,
-    score,
-    max_source_length,
-    activation,
-    output_activation,
-    feedback,
-    **weight_arguments,
-):
-    """`AttentionDecoderCell`'s arguments, checked, with errors naming
-    `owner` (the cell, or the decoder that makes it): a dict of each name
-    and its value as the cell keeps it (activations and weight arguments as
-    Keras objects)."""
-    checked = {
-        "units": check_positive_int(owner, "units", units),
-        "output_dim": check_positive_int(owner, "output_dim", output_dim),
-        "score": check_choice(owner, "score", score, SCORES),
-        "max_source_length": check_required_for_score(
-            owner, "max_source_length", max_source_length, score, "location"
-        ),
-        "feedback": check_choice(owner, "feedback", feedback, FEEDBACK_MODES),
-    }
-    for name, value in (
-        ("activation", activation),
-        ("output_activation", output_activation),
-    ):
-        checked[name] = check_keras_object(
-            owner, name, value, keras.activations.get
-        )
-    for name, value in weight_arguments.items():
-        checked[name] = get_weight_argument(owner, name, value)
-    return checked
 
 
 class _StepContext:

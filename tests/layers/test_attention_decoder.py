@@ -86,17 +86,23 @@ def numpy_decoder(
     memory,
     mask,
     output_length,
-    feedback="probabilities",
+    feedback=None,
     state=None,
     targets=None,
 ):
     """The recurrence of the Keras 2 AttentionDecoder, one sequence at a time,
     written from the equations with the cell's weights and score. With
     `targets`, step t is fed `targets[:, t-1]` (teacher forcing) instead of
-    its own output."""
+    its own output. In token mode (`cell.embedding_dim`) the fed-back `y` is
+    the embedding of a token (the targets are ids), `E[argmax l]` or
+    `softmax(l) @ E` of the step's logits `l`; `y_0` is the embedding or
+    one-hot vector of `cell.start_token`, or zeros. `feedback` defaults to
+    the cell's."""
     w = {v.name: ops.convert_to_numpy(v.value) for v in cell.weights}
     w = {name: value.astype("float64") for name, value in w.items()}
     u, o = cell.units, cell.output_dim
+    feedback = feedback or cell.feedback
+    E = w.get("embeddings")
     # Columns of W_a s in the recurrent kernel: none for dot and general.
     q = {"additive": u, "concat": u, "location": cell.max_source_length}.get(
         cell.score, 0
@@ -108,6 +114,14 @@ def numpy_decoder(
     C_r, C_z, C_p, C_o = np.split(w["context_kernel"], [u, 2 * u, 3 * u], 1)
     b_r, b_z, b_p, b_o = np.split(w["bias"], [u, 2 * u, 3 * u])
     U_p, W_s = w["proposal_kernel"], w.get("initial_kernel")
+    logits_out = keras.activations.serialize(cell.output_activation) in (
+        "linear",
+        None,
+    )
+
+    def fed(token):
+        """What a step is fed for a token id."""
+        return np.eye(o)[token] if E is None else E[token]
 
     def score(s, h):
         """e_j for every memory step j, from the paper's formulas."""
@@ -131,11 +145,12 @@ def numpy_decoder(
         attend = np.ones(len(h), bool) if mask is None else mask[i]
         h_0 = h[np.argmax(attend)]
         s = np.tanh(h_0 @ W_s) if state is None else state[i]
-        y = np.zeros(o)
+        start = cell.start_token
+        y = np.zeros(W_r.shape[0]) if start is None else fed(start)
         outputs, weights = [], []
         for t in range(output_length):
             if targets is not None and t > 0:
-                y = targets[i, t - 1]
+                y = targets[i, t - 1] if E is None else fed(targets[i, t - 1])
             e = score(s, h)
             a = np.zeros(len(h))
             a[attend] = softmax(e[attend])
@@ -143,13 +158,17 @@ def numpy_decoder(
             r = sigmoid(y @ W_r + s @ U_r + c @ C_r + b_r)
             z = sigmoid(y @ W_z + s @ U_z + c @ C_z + b_z)
             p = np.tanh(y @ W_p + (r * s) @ U_p + c @ C_p + b_p)
-            y_next = softmax(y @ W_o + s @ U_o + c @ C_o + b_o)
+            logits = y @ W_o + s @ U_o + c @ C_o + b_o
+            output = logits if logits_out else softmax(logits)
             s = (1 - z) * s + z * p
-            outputs.append(y_next)
+            outputs.append(output)
             weights.append(a)
-            y = y_next
             if feedback == "one_hot":
-                y = np.eye(o)[np.argmax(y_next)]
+                y = fed(np.argmax(logits))
+            elif E is None:
+                y = output
+            else:
+                y = softmax(logits) @ E
         all_outputs.append(outputs)
         all_weights.append(weights)
         last_states.append(s)
@@ -236,7 +255,9 @@ class TestAttentionDecoderMath(TestCase):
         )
         self.assertAllClose(outputs, expected, atol=1e-5)
         # Fed back as probabilities the outputs differ: feedback is used.
-        soft, *_ = numpy_decoder(decoder.cell, memory, None, INPUT_LENGTH)
+        soft, *_ = numpy_decoder(
+            decoder.cell, memory, None, INPUT_LENGTH, feedback="probabilities"
+        )
         self.assertNotAllClose(expected, soft, atol=1e-3)
 
     def test_initial_state_replaces_the_computed_one(self):

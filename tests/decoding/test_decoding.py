@@ -268,6 +268,69 @@ class TestMaskedInputs(TestCase):
         assert np.all(weights[..., 2:] == 0)
 
 
+def make_token_model():
+    """`make_model` in token mode: ids as targets, logits out."""
+    source = keras.Input((INPUT_LENGTH, FEATURES))
+    targets = keras.Input((LENGTH,), dtype="int32", optional=True)
+    encoded = keras.layers.Dense(UNITS, activation="tanh")(source)
+    decoder = AttentionDecoder(
+        UNITS,
+        VOCABULARY,
+        embedding_dim=2,
+        start_token=2,
+        output_length=LENGTH,
+        output_activation=None,
+        return_attention_weights=True,
+    )
+    model = keras.Model([source, targets], decoder(encoded, targets=targets))
+    set_random_weights(model)
+    return model
+
+
+def log_softmax(logits):
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+class TestTokenMode(TestCase):
+    def test_greedy_is_the_argmax_of_the_outputs(self):
+        model = make_token_model()
+        x = random_inputs()
+        logits, weights = predict(model, [x, None])
+        sequences, scores, decoded_weights = greedy_decode(model, [x, None])
+        np.testing.assert_array_equal(sequences, logits.argmax(-1))
+        self.assertAllClose(
+            scores, log_softmax(logits).max(-1).sum(-1), atol=1e-5
+        )
+        self.assertAllClose(decoded_weights, weights, atol=1e-6)
+        width_one = beam_search(model, [x, None], 1, end_token=END)
+        greedy = greedy_decode(model, [x, None], end_token=END)
+        for actual, expected in zip(width_one, greedy):
+            np.testing.assert_array_equal(actual, expected)
+
+    def test_exact_beam_finds_the_best_of_all_sequences(self):
+        model = make_token_model()
+        x = random_inputs(BEAM_SEED)
+        sequences = np.array(
+            list(itertools.product(range(VOCABULARY), repeat=LENGTH))
+        )
+        n = len(sequences)
+        logits, _ = model(
+            [np.repeat(x, n, axis=0), np.tile(sequences, (BATCH, 1))],
+            training=True,
+        )
+        log_probs = log_softmax(ops.convert_to_numpy(logits))
+        log_probs = log_probs.reshape(BATCH, n, LENGTH, -1)
+        chosen = np.take_along_axis(log_probs, sequences[None, ..., None], -1)
+        scores = scores_of(sequences, chosen[..., 0], END, 1.0)
+        decoded, decoded_scores, _ = beam_search(
+            model, [x, None], EXACT_BEAM, end_token=END, length_penalty=1.0
+        )
+        best = scores.argmax(1)
+        np.testing.assert_array_equal(decoded, ended(sequences[best], END))
+        self.assertAllClose(decoded_scores, scores.max(1), atol=1e-5)
+
+
 class SubclassedModel(keras.Model):
     def __init__(self):
         super().__init__()
@@ -321,7 +384,7 @@ class TestErrors:
                         UNITS, VOCABULARY, output_activation="sigmoid"
                     )
                 ),
-                "output_activation='softmax'.*'sigmoid'",
+                "output_activation='softmax'.*or None.*'sigmoid'",
             ),
             (SubclassedModel, "functional or Sequential"),
         ],
