@@ -3,6 +3,8 @@
 import math
 import numbers
 
+import numpy as np
+
 
 def is_integer(value):
     """An int, not a bool (which Python counts as one)."""
@@ -14,17 +16,33 @@ def is_real(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def check_positive_int(owner, name, value, allow_none=False):
-    """Returns `value` if it is a positive int (or None when allowed)."""
+# The largest size a layer takes for a dimension of its weights: far past
+# any real model, and small enough to refuse a typo before Keras allocates.
+MAX_SIZE = 2**24
+
+
+def check_positive_int(owner, name, value, allow_none=False, maximum=None):
+    """Returns `value` as a Python int if it is a positive integer, at most
+    `maximum` when given (or None when allowed)."""
     if value is None and allow_none:
         return value
-    if not is_integer(value) or value <= 0:
-        expected = "a positive integer" + (" or None" if allow_none else "")
+    too_large = maximum is not None and is_integer(value) and value > maximum
+    if not is_integer(value) or value <= 0 or too_large:
+        expected = "a positive integer"
+        if maximum is not None:
+            expected += f" of at most {maximum}"
+        expected += " or None" if allow_none else ""
         raise ValueError(
             f"Invalid value for argument `{name}` of {owner}. Expected "
             f"{expected}. Received: {name}={value!r}"
         )
     return int(value)
+
+
+def check_size(owner, name, value, allow_none=False):
+    """`check_positive_int` for a size of a layer's weights, up to
+    `MAX_SIZE`."""
+    return check_positive_int(owner, name, value, allow_none, MAX_SIZE)
 
 
 def check_finite(owner, name, value, expected, condition=lambda x: True):
@@ -53,23 +71,25 @@ def check_token(owner, name, value, vocabulary_size):
 
 
 def check_bool(owner, name, value):
-    """Returns `value` if it is a bool (a truthy string is a mistake)."""
-    if not isinstance(value, bool):
+    """Returns `value` as a Python bool if it is one, or NumPy's (a truthy
+    string or number is a mistake)."""
+    if not isinstance(value, (bool, np.bool_)):
         raise ValueError(
             f"Invalid value for argument `{name}` of {owner}. Expected True "
             f"or False. Received: {name}={value!r}"
         )
-    return value
+    return bool(value)
 
 
 def check_seed(owner, name, value):
-    """Returns `value` if it is an int or None, as `SeedGenerator` takes."""
+    """Returns `value` as a Python int, or None: what `SeedGenerator` and
+    NumPy's generators take (Keras refuses a NumPy integer)."""
     if value is not None and not is_integer(value):
         raise ValueError(
             f"Invalid value for argument `{name}` of {owner}. Expected an "
             f"integer or None. Received: {name}={value!r}"
         )
-    return value
+    return None if value is None else int(value)
 
 
 def check_keras_object(owner, name, value, get):
@@ -96,10 +116,13 @@ def check_probability(owner, name, value):
     return float(value)
 
 
-def check_required_for_score(owner, name, value, score, needing_score):
-    """Checks a positive-int argument that one score needs and the others
-    have no use for (so it must be None with them)."""
-    if score == needing_score and value is None:
+def check_required_for_score(
+    owner, name, value, score, needing_score, required=True
+):
+    """Checks a size argument that one score uses and the others have no
+    use for (so it must be None with them); that score needs it unless
+    `required` is False."""
+    if required and score == needing_score and value is None:
         raise ValueError(
             f"Invalid value for argument `{name}` of {owner}. Expected a "
             f"positive integer with score={needing_score!r}. Received: "
@@ -111,14 +134,14 @@ def check_required_for_score(owner, name, value, score, needing_score):
             f"used by score={needing_score!r}; expected None with "
             f"score={score!r}. Received: {name}={value!r}"
         )
-    return check_positive_int(
-        owner, name, value, allow_none=score != needing_score
+    return check_size(
+        owner, name, value, allow_none=score != needing_score or not required
     )
 
 
 def check_choice(owner, name, value, choices):
-    """Returns `value` if it is one of `choices`."""
-    if value not in choices:
+    """Returns `value` if it is one of `choices` (strings)."""
+    if not isinstance(value, str) or value not in choices:
         raise ValueError(
             f"Invalid value for argument `{name}` of {owner}. Expected one "
             f"of {{{', '.join(map(repr, choices))}}}. Received: "
@@ -139,8 +162,11 @@ def check_dot_sizes(owner, query_size, key_size, query_name, key_name):
 
 
 def check_source_length(owner, name, shape, max_source_length):
-    """The `location` score has weights for `max_source_length` steps."""
-    if shape[1] is not None and shape[1] > max_source_length:
+    """The `location` score has weights for `max_source_length` steps (when
+    that is known: None before a build that takes the memory's length)."""
+    length = shape[1]
+    known = isinstance(length, int) and max_source_length is not None
+    if known and length > max_source_length:
         raise shape_error(
             owner,
             name,

@@ -111,6 +111,12 @@ def _check_weights(weights):
 
 
 def _check_labels(name, labels, length):
+    if labels is None or not hasattr(labels, "__len__"):
+        raise ValueError(
+            f"Invalid value for argument `{name}` of plot_attention. "
+            f"Expected a sequence of {length} labels (a string stands for "
+            f"its characters). Received: {name}={labels!r}"
+        )
     labels = [str(label) for label in labels]
     if len(labels) != length:
         raise ValueError(

@@ -150,7 +150,9 @@ def gradients(function, arrays):
         with tf.GradientTape() as tape:
             tape.watch(tensors)
             value = function(*tensors)
-        return [g.numpy() for g in tape.gradient(value, tensors)]
+        # A gather's gradient (an embedding's) comes as IndexedSlices.
+        grads = tape.gradient(value, tensors)
+        return [tf.convert_to_tensor(g).numpy() for g in grads]
     import torch
 
     tensors = [torch.tensor(a, requires_grad=True) for a in arrays]

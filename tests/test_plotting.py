@@ -98,6 +98,8 @@ class TestPlotAttention:
             (np.full((2, 3), 0.5), "abc", "xyz", "`output_labels`"),
             (np.full((2, 3), 1.5), "abc", "xy", r"weights\[0, 0\]=1.5"),
             (np.full((2, 3), np.nan), "abc", "xy", "6 values outside"),
+            (np.full((2, 3), 0.5), None, "xy", "`input_labels`.*None"),
+            (np.full((2, 3), 0.5), "abc", 3, "`output_labels`.*3"),
         ],
     )
     def test_bad_arguments(self, weights, input_labels, output_labels, message):

@@ -47,7 +47,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_seqext._validation import check_bool
 from keras_seqext._validation import check_choice
+from keras_seqext._validation import check_finite
 from keras_seqext._validation import check_positive_int
 from keras_seqext._validation import is_real
 from keras_seqext.callbacks._batch_hooks import last_batch_run
@@ -125,23 +127,24 @@ class GradientNormMonitor(keras.callbacks.Callback):
         self.log_every_n_steps = check_positive_int(
             owner, "log_every_n_steps", log_every_n_steps
         )
-        if isinstance(norm_type, bool) or norm_type not in NORM_TYPES:
+        if not is_real(norm_type) or norm_type not in NORM_TYPES:
             raise ValueError(
                 f"Invalid value for argument `norm_type` of {owner}. Expected "
                 f"one of 1, 2, math.inf. Received: norm_type={norm_type!r}"
             )
-        self.norm_type = norm_type
-        self.per_layer = bool(per_layer)
+        # A Python number, as the config and the messages show it.
+        self.norm_type = math.inf if norm_type == math.inf else int(norm_type)
+        self.per_layer = check_bool(owner, "per_layer", per_layer)
         self.on_nonfinite = check_choice(
             owner, "on_nonfinite", on_nonfinite, ON_NONFINITE
         )
-        if warn_above is not None and (
-            not is_real(warn_above) or not warn_above >= 0
-        ):
-            raise ValueError(
-                f"Invalid value for argument `warn_above` of {owner}. "
-                "Expected a non-negative number or None. Received: "
-                f"warn_above={warn_above!r}"
+        if warn_above is not None:
+            warn_above = check_finite(
+                owner,
+                "warn_above",
+                warn_above,
+                "a finite non-negative number, or None never to warn",
+                lambda threshold: threshold >= 0,
             )
         self.warn_above = warn_above
         self.patience = check_positive_int(owner, "patience", patience)

@@ -13,8 +13,8 @@ import keras
 
 from keras_seqext._model_graph import all_layers
 from keras_seqext._validation import check_choice
+from keras_seqext._validation import check_finite
 from keras_seqext._validation import check_probability
-from keras_seqext._validation import is_real
 from keras_seqext.callbacks._batch_hooks import last_batch_run
 from keras_seqext.callbacks._batch_hooks import steps_per_epoch
 
@@ -39,12 +39,9 @@ class LinearDecay:
 
     def __init__(self, k=1.0, c=1e-3, minimum=0.0):
         self.k = check_probability("LinearDecay", "k", k)
-        if not is_real(c) or c <= 0:
-            raise ValueError(
-                "Invalid value for argument `c` of LinearDecay. Expected a "
-                f"positive number. Received: c={c!r}"
-            )
-        self.c = float(c)
+        self.c = check_finite(
+            "LinearDecay", "c", c, "a finite positive number", lambda c: c > 0
+        )
         self.minimum = check_probability("LinearDecay", "minimum", minimum)
 
     def __call__(self, i):
@@ -74,11 +71,13 @@ class ExponentialDecay:
     """
 
     def __init__(self, k=0.999, minimum=0.0):
-        if not is_real(k) or not 0.0 < k < 1.0:
-            raise ValueError(
-                "Invalid value for argument `k` of ExponentialDecay. "
-                f"Expected a number in (0, 1). Received: k={k!r}"
-            )
+        k = check_finite(
+            "ExponentialDecay",
+            "k",
+            k,
+            "a number in (0, 1)",
+            lambda k: 0.0 < k < 1.0,
+        )
         self.k = float(k)
         self.minimum = check_probability("ExponentialDecay", "minimum", minimum)
 
@@ -113,12 +112,13 @@ class InverseSigmoidDecay:
     """
 
     def __init__(self, k=100.0, minimum=0.0):
-        if not is_real(k) or k < 1.0:
-            raise ValueError(
-                "Invalid value for argument `k` of InverseSigmoidDecay. "
-                f"Expected a number >= 1. Received: k={k!r}"
-            )
-        self.k = float(k)
+        self.k = check_finite(
+            "InverseSigmoidDecay",
+            "k",
+            k,
+            "a finite number >= 1",
+            lambda k: k >= 1.0,
+        )
         self.minimum = check_probability(
             "InverseSigmoidDecay", "minimum", minimum
         )
@@ -211,14 +211,14 @@ class ScheduledSampling(keras.callbacks.Callback):
         self.schedule = _make_schedule(owner, schedule, k, c, minimum)
         self.update = check_choice(owner, "update", update, UPDATES)
         self.layers = None if layers is None else list(layers)
-        self._variables = []
+        self._setters = []
         self._epoch_start = None
         self._epoch_batches = 0
         self._value = None
 
     def on_train_begin(self, logs=None):
         # Reset, so that one callback can serve several `fit` calls.
-        self._variables = self._find_variables()
+        self._setters = self._find_setters()
         self._epoch_start = None
         self._epoch_batches = 0
         self._value = None
@@ -264,30 +264,33 @@ class ScheduledSampling(keras.callbacks.Callback):
         # step's state back into the variables (a sync), so that the next
         # step starts from the variables, with this value in them.
         self.model
-        for variable in self._variables:
-            variable.assign(value)
+        for set_probability in self._setters:
+            set_probability(value)
         self._value = value
 
-    def _find_variables(self):
+    def _find_setters(self):
+        """How to set each layer's probability: its checked setter where it
+        has one (`AttentionDecoder`), else an assignment to its variable."""
         layers = self.layers
         if layers is None:
             layers = all_layers(self.model)
-        variables = [
-            layer.teacher_forcing_probability
-            for layer in layers
-            if isinstance(
-                getattr(layer, "teacher_forcing_probability", None),
-                keras.Variable,
+        setters = []
+        for layer in layers:
+            variable = getattr(layer, "teacher_forcing_probability", None)
+            if not isinstance(variable, keras.Variable):
+                continue
+            setters.append(
+                getattr(layer, "set_teacher_forcing_probability", None)
+                or variable.assign
             )
-        ]
-        if not variables:
+        if not setters:
             raise ValueError(
                 f"{type(self).__name__} found no layer with a "
                 "`teacher_forcing_probability` variable in "
                 f"{'the given layers' if self.layers else 'the model'} "
                 f"(such as AttentionDecoder). Received: layers={layers!r}"
             )
-        return variables
+        return setters
 
 
 def _make_schedule(owner, schedule, k, c, minimum):

@@ -8,6 +8,7 @@ and held-out data.
 import numpy as np
 
 from keras_seqext._validation import check_positive_int
+from keras_seqext._validation import check_seed
 
 
 def copy_first(n_samples, n_in=5, n_out=2, cardinality=50, seed=None):
@@ -41,7 +42,7 @@ def copy_first(n_samples, n_in=5, n_out=2, cardinality=50, seed=None):
     True
     """
     sequences = _random_sequences(
-        "copy_first", n_samples, n_in, cardinality, seed
+        "copy_first", n_samples, ("n_in", n_in), cardinality, seed
     )
     n_out = _check_length("copy_first", "n_out", n_out, n_in)
     targets = np.zeros_like(sequences)
@@ -73,7 +74,7 @@ def reverse_sequence(n_samples, n_in=4, n_out=None, cardinality=10, seed=None):
     True
     """
     sequences = _random_sequences(
-        "reverse_sequence", n_samples, n_in, cardinality, seed
+        "reverse_sequence", n_samples, ("n_in", n_in), cardinality, seed
     )
     n_out = n_in if n_out is None else n_out
     n_out = _check_length("reverse_sequence", "n_out", n_out, n_in)
@@ -103,17 +104,19 @@ def echo_sequence(n_samples, length=5, cardinality=10, seed=None):
     ((2, 5, 10), True)
     """
     sequences = _random_sequences(
-        "echo_sequence", n_samples, length, cardinality, seed
+        "echo_sequence", n_samples, ("length", length), cardinality, seed
     )
     inputs = _one_hot(sequences, cardinality)
     return inputs, inputs.copy()
 
 
-def _random_sequences(owner, n_samples, length, cardinality, seed):
+def _random_sequences(owner, n_samples, named_length, cardinality, seed):
+    """`n_samples` sequences of random integers, their length given as
+    `(argument name, value)` so that an error names the caller's."""
     n_samples = check_positive_int(owner, "n_samples", n_samples)
-    length = check_positive_int(owner, "length", length)
+    length = check_positive_int(owner, *named_length)
     cardinality = check_positive_int(owner, "cardinality", cardinality)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(owner, "seed", seed))
     return rng.integers(0, cardinality, size=(n_samples, length))
 
 

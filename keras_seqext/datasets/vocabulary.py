@@ -131,6 +131,13 @@ class CharacterVocabulary:
                 "Expected ids (batch, steps) or scores (batch, steps, "
                 f"{self.size}). Received: sequences.shape={sequences.shape}"
             )
+        if not np.issubdtype(sequences.dtype, np.integer):
+            raise ValueError(
+                f"Invalid value for argument `sequences` of {owner}. "
+                "Expected integer ids (batch, steps), or scores (batch, "
+                f"steps, {self.size}). Received: ids of dtype "
+                f"{sequences.dtype}"
+            )
         if sequences.size and (
             sequences.min() < 0 or sequences.max() >= self.size
         ):

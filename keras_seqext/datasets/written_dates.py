@@ -13,6 +13,7 @@ import string
 import numpy as np
 
 from keras_seqext._validation import check_positive_int
+from keras_seqext._validation import check_seed
 from keras_seqext.datasets.vocabulary import CharacterVocabulary
 
 FIRST_DATE = datetime.date(1900, 1, 1)
@@ -147,7 +148,7 @@ def dates(n_samples, seed=None):
     True
     """
     n_samples = check_positive_int("dates", "n_samples", n_samples)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed("dates", "seed", seed))
     days = (LAST_DATE - FIRST_DATE).days + 1
     offsets = rng.integers(0, days, n_samples)
     formats = rng.integers(0, len(_FORMATS), n_samples)

@@ -27,6 +27,7 @@ class DecoderModel:
     """
 
     def __init__(self, owner, model, inputs, max_length, end_token):
+        self.owner = owner
         self.decoder = _find_decoder(model, owner)
         self.cell = self.decoder.cell
         max_length = check_positive_int(
@@ -44,6 +45,8 @@ class DecoderModel:
             or self.decoder.output_length
             or int(ops.shape(self.memory)[1])
         )
+        # Rows per input sequence in the steps: the beam's width.
+        self._repeats = 1
         self._from_logits = (
             self.decoder.output_activation is keras.activations.linear
         )
@@ -54,6 +57,7 @@ class DecoderModel:
         `b * times` to `b * times + times - 1`, as a beam search keeps
         them."""
         self.attention_memory = _repeat(self.attention_memory, times)
+        self._repeats = times
         return _repeat(self.states, times)
 
     def step(self, tokens, states):
@@ -75,11 +79,29 @@ class DecoderModel:
             inputs, states, attention_memory=self.attention_memory
         )
         step_output = ops.convert_to_numpy(step_output).astype("float32")
+        self._check_finite(step_output)
         output_dim = cell.output_dim
         log_probs = log_probabilities(
             step_output[:, :output_dim], self._from_logits
         )
         return log_probs, step_output[:, output_dim:], states
+
+    def _check_finite(self, step_output):
+        """A NaN or an infinity in the model's outputs has no argmax and no
+        log-probability to rank by: decoding it would return made-up tokens
+        with NaN scores."""
+        finite = np.isfinite(step_output).all(axis=-1)
+        if finite.all():
+            return
+        rows = np.unique(np.flatnonzero(~finite) // self._repeats)
+        raise ValueError(
+            f"Invalid value for argument `inputs` of {self.owner}. The "
+            "model's outputs are not finite (NaN or infinity) for the rows "
+            f"{rows[:10].tolist()}{' ...' if len(rows) > 10 else ''} of the "
+            "batch; check those inputs (a NaN or an infinity outside the "
+            "mask) and the model's weights. Received: inputs with "
+            f"{len(rows)} such rows"
+        )
 
     @staticmethod
     def select(states, rows):

@@ -6,8 +6,8 @@ import keras
 
 from keras_seqext._validation import check_choice
 from keras_seqext._validation import check_keras_object
-from keras_seqext._validation import check_positive_int
 from keras_seqext._validation import check_required_for_score
+from keras_seqext._validation import check_size
 from keras_seqext._validation import check_token
 from keras_seqext._weight_arguments import get_weight_argument
 from keras_seqext.layers.attention_scores import SCORES
@@ -58,10 +58,8 @@ def check_cell_arguments(owner, **arguments):
     unknown = set(arguments) ^ set(CELL_ARGUMENTS)
     if unknown:
         raise TypeError(f"Unexpected or missing arguments: {sorted(unknown)}")
-    output_dim = check_positive_int(
-        owner, "output_dim", arguments["output_dim"]
-    )
-    embedding_dim = check_positive_int(
+    output_dim = check_size(owner, "output_dim", arguments["output_dim"])
+    embedding_dim = check_size(
         owner, "embedding_dim", arguments["embedding_dim"], allow_none=True
     )
     feedback = arguments["feedback"]
@@ -69,7 +67,7 @@ def check_cell_arguments(owner, **arguments):
         feedback = "probabilities" if embedding_dim is None else "one_hot"
     score = arguments["score"]
     checked = {
-        "units": check_positive_int(owner, "units", arguments["units"]),
+        "units": check_size(owner, "units", arguments["units"]),
         "output_dim": output_dim,
         "embedding_dim": embedding_dim,
         "start_token": check_token(
@@ -82,6 +80,8 @@ def check_cell_arguments(owner, **arguments):
             arguments["max_source_length"],
             score,
             "location",
+            # Without it, the length of the memory the cell is built on.
+            required=False,
         ),
         "feedback": check_choice(owner, "feedback", feedback, FEEDBACK_MODES),
     }

@@ -1,8 +1,11 @@
 """The checks of `AttentionDecoder`'s call arguments against its
-configuration: the memory, the targets and the initial state."""
+configuration and each other: the memory, its mask, the targets and the
+initial state."""
 
 import keras
 
+from keras_seqext._tensor_checks import check_batch_sizes
+from keras_seqext._tensor_checks import check_mask
 from keras_seqext._validation import check_dot_sizes
 from keras_seqext._validation import check_source_length
 from keras_seqext._validation import shape_error
@@ -12,15 +15,23 @@ def check_decoder_shapes(
     decoder, encoder_sequence_shape, targets_shape, initial_state_shape
 ):
     """Raises a `ValueError` naming the argument unless the shapes fit
-    `decoder`: a rank-3 memory of the feature size it was built with (and
-    the score allows), targets of the output length, and one initial state
-    of `units` (required when it was built without `W_s`)."""
+    `decoder`: a rank-3 memory of at least one step and of the feature size
+    it was built with (and the score allows), targets of the output length,
+    one initial state of `units` (required when it was built without
+    `W_s`), and the same batch size for all."""
     owner = type(decoder).__name__
     if len(encoder_sequence_shape) != 3:
         raise shape_error(
             owner,
             "encoder_sequence",
             "a rank-3 tensor (batch, timesteps, features)",
+            encoder_sequence_shape,
+        )
+    if _is_size(encoder_sequence_shape[1]) and encoder_sequence_shape[1] == 0:
+        raise shape_error(
+            owner,
+            "encoder_sequence",
+            "at least one time step to attend to",
             encoder_sequence_shape,
         )
     memory_dim = encoder_sequence_shape[-1]
@@ -51,10 +62,21 @@ def check_decoder_shapes(
             owner,
             "encoder_sequence",
             encoder_sequence_shape,
-            decoder.max_source_length,
+            decoder.cell.source_length
+            if decoder.cell.built
+            else decoder.max_source_length,
         )
     if targets_shape is not None:
         _check_targets_shape(decoder, encoder_sequence_shape, targets_shape)
+    state_shapes = _state_shapes(initial_state_shape)
+    check_batch_sizes(
+        owner,
+        {
+            "encoder_sequence": encoder_sequence_shape,
+            "targets": targets_shape,
+            "initial_state": state_shapes[0] if state_shapes else None,
+        },
+    )
     if initial_state_shape is None:
         if decoder.cell.built and decoder.cell.initial_kernel is None:
             raise ValueError(
@@ -65,11 +87,6 @@ def check_decoder_shapes(
                 "initial_state=None"
             )
         return
-    state_shapes = (
-        [initial_state_shape]
-        if is_shape(initial_state_shape)
-        else list(initial_state_shape)
-    )
     if (
         len(state_shapes) != 1
         or len(state_shapes[0]) != 2
@@ -88,7 +105,7 @@ def _check_targets_shape(decoder, encoder_sequence_shape, targets_shape):
     output_length = decoder.output_length or encoder_sequence_shape[1]
     expected_rank = 3 if decoder.embedding_dim is None else 2
     given_length = targets_shape[1] if len(targets_shape) > 1 else None
-    known_lengths = None not in (output_length, given_length)
+    known_lengths = _is_size(output_length) and _is_size(given_length)
     if (
         len(targets_shape) != expected_rank
         or (expected_rank == 3 and targets_shape[-1] != decoder.output_dim)
@@ -107,6 +124,26 @@ def _check_targets_shape(decoder, encoder_sequence_shape, targets_shape):
         )
 
 
+def check_decoder_mask(decoder, encoder_sequence, mask):
+    """The memory's mask must be `(batch, T_in)`, as the memory."""
+    check_mask(
+        type(decoder).__name__,
+        mask,
+        tuple(encoder_sequence.shape),
+        "mask",
+        "encoder_sequence",
+    )
+
+
+def _state_shapes(initial_state_shape):
+    """The initial state's shape as a list of shapes (empty for None)."""
+    if initial_state_shape is None:
+        return []
+    if is_shape(initial_state_shape):
+        return [initial_state_shape]
+    return list(initial_state_shape)
+
+
 def check_targets_dtype(decoder, targets):
     """Token ids must be integers: a float id would be truncated."""
     if decoder.embedding_dim is None or targets is None:
@@ -119,6 +156,11 @@ def check_targets_dtype(decoder, targets):
             "the decoder is in token mode (embedding_dim="
             f"{decoder.embedding_dim}). Received: targets.dtype={dtype}"
         )
+
+
+def _is_size(size):
+    """A size known as a number (not None, not symbolic)."""
+    return isinstance(size, int)
 
 
 def is_shape(value):

@@ -1,6 +1,8 @@
 """The Bahdanau attention decoder: `AttentionDecoder`, an RNN over
 `AttentionDecoderCell`."""
 
+import math
+
 import keras
 from keras import ops
 
@@ -12,6 +14,7 @@ from keras_seqext._validation import check_seed
 from keras_seqext._weight_arguments import get_weight_argument
 from keras_seqext.layers._decoder_arguments import CELL_ARGUMENTS
 from keras_seqext.layers._decoder_arguments import check_cell_arguments
+from keras_seqext.layers._decoder_inputs import check_decoder_mask
 from keras_seqext.layers._decoder_inputs import check_decoder_shapes
 from keras_seqext.layers._decoder_inputs import check_targets_dtype
 from keras_seqext.layers._decoder_inputs import shapes_of
@@ -40,7 +43,10 @@ class AttentionDecoder(keras.layers.RNN):
     `targets[:, t-1]` instead of its own previous output, with probability
     `teacher_forcing_probability`, drawn per example and per step. That
     probability is a non-trainable variable, saved with the model, which the
-    `ScheduledSampling` callback lowers as training goes. Without targets, or
+    `ScheduledSampling` callback lowers as training goes, through
+    `set_teacher_forcing_probability`, which checks it. A value assigned to
+    the variable directly is read clipped to [0, 1] (NaN as 0), and saved
+    so, so that a saved model always loads. Without targets, or
     at inference, the decoder feeds back its own outputs, so the model that
     was trained with targets decodes on its own. In a functional model the
     targets are a second input, which can be
@@ -257,20 +263,21 @@ class AttentionDecoder(keras.layers.RNN):
     ):
         given = locals()
         owner = type(self).__name__
-        check_probability(
+        teacher_forcing_probability = check_probability(
             owner, "teacher_forcing_probability", teacher_forcing_probability
         )
         output_length = check_positive_int(
             owner, "output_length", output_length, allow_none=True
         )
-        for name, flag in (
-            ("return_attention_weights", return_attention_weights),
-            ("return_probabilities", return_probabilities),
-            ("return_state", return_state),
-            ("unroll", unroll),
-        ):
-            check_bool(owner, name, flag)
-        check_seed(owner, "seed", seed)
+        return_attention_weights = check_bool(
+            owner, "return_attention_weights", return_attention_weights
+        )
+        return_probabilities = check_bool(
+            owner, "return_probabilities", return_probabilities
+        )
+        return_state = check_bool(owner, "return_state", return_state)
+        unroll = check_bool(owner, "unroll", unroll)
+        seed = check_seed(owner, "seed", seed)
         cell_arguments = {name: given[name] for name in CELL_ARGUMENTS}
         # The cell's own checks, here first, so that an error names this
         # layer, not its cell.
@@ -317,6 +324,22 @@ class AttentionDecoder(keras.layers.RNN):
             autocast=False,
         )
 
+    def set_teacher_forcing_probability(self, probability):
+        """Sets `teacher_forcing_probability` to `probability`, checked: how
+        `ScheduledSampling` changes it.
+
+        Args:
+            probability: A number in [0, 1].
+
+        Raises:
+            ValueError: unless `probability` is a real number in [0, 1]
+                (NaN is not).
+        """
+        value = check_probability(
+            type(self).__name__, "probability", probability
+        )
+        self.teacher_forcing_probability.assign(value)
+
     def build(
         self,
         encoder_sequence_shape,
@@ -331,6 +354,7 @@ class AttentionDecoder(keras.layers.RNN):
         self.cell.build(
             encoder_sequence_shape,
             computes_initial_state=initial_state_shape is None,
+            owner=type(self).__name__,
         )
 
     def call(
@@ -344,6 +368,7 @@ class AttentionDecoder(keras.layers.RNN):
     ):
         if mask is None:
             mask = encoder_sequence_mask
+        check_decoder_mask(self, encoder_sequence, mask)
         check_targets_dtype(self, targets)
         check_decoder_shapes(
             self,
@@ -420,8 +445,13 @@ class AttentionDecoder(keras.layers.RNN):
         initial_state=None,
         encoder_sequence_mask=None,
     ):
-        # Here too, so that a functional model refuses float token ids when
-        # it is built, not at its first fit.
+        # Here too, so that a functional model refuses float token ids and
+        # a mask of another shape when it is built, not at its first fit.
+        check_decoder_mask(
+            self,
+            encoder_sequence,
+            encoder_sequence_mask if mask is None else mask,
+        )
         check_targets_dtype(self, targets)
         return super().compute_output_spec(
             encoder_sequence,
@@ -460,7 +490,8 @@ class AttentionDecoder(keras.layers.RNN):
         start = ops.expand_dims(self.cell.start_feed(batch_size, dtype), 1)
         previous = ops.concatenate([start, teacher[:, :-1]], axis=1)
         draws = self._draw_coins(batch_size, output_length)
-        use_targets = ops.cast(draws < self.teacher_forcing_probability, dtype)
+        probability = _usable_probability(self.teacher_forcing_probability)
+        use_targets = ops.cast(draws < probability, dtype)
         return ops.concatenate([previous, use_targets], axis=-1)
 
     def _draw_coins(self, batch_size, output_length):
@@ -504,8 +535,8 @@ class AttentionDecoder(keras.layers.RNN):
             return_probabilities=self.return_probabilities,
             # Of the variable, not its `.value`: in a `tf.distribute` scope
             # that is a MirroredVariable, which NumPy cannot convert.
-            teacher_forcing_probability=float(
-                self.teacher_forcing_probability.numpy()
+            teacher_forcing_probability=_loadable_probability(
+                float(self.teacher_forcing_probability.numpy())
             ),
             seed=self.seed,
             unroll=self._unroll,
@@ -539,3 +570,19 @@ def _cell_argument(name):
 
 for _name in CELL_ARGUMENTS:
     setattr(AttentionDecoder, _name, _cell_argument(_name))
+
+
+def _usable_probability(probability):
+    """The teacher-forcing probability as the step uses it: clipped to
+    [0, 1], NaN as 0 (no draw is below NaN either)."""
+    probability = ops.convert_to_tensor(probability)
+    clipped = ops.clip(probability, 0.0, 1.0)
+    return ops.where(ops.isnan(probability), 0.0, clipped)
+
+
+def _loadable_probability(probability):
+    """The teacher-forcing probability as a saved config holds it: the
+    value the step uses, which the constructor accepts."""
+    if math.isnan(probability):
+        return 0.0
+    return min(max(probability, 0.0), 1.0)

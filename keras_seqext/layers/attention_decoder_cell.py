@@ -1,10 +1,12 @@
 """The step of the Bahdanau attention decoder: `AttentionDecoderCell`."""
 
 import contextlib
+import math
 
 import keras
 from keras import ops
 
+from keras_seqext._tensor_checks import check_mask
 from keras_seqext._validation import check_dot_sizes
 from keras_seqext._weight_arguments import add_weight_of_kind
 from keras_seqext._weight_arguments import weight_arguments_config
@@ -16,6 +18,11 @@ from keras_seqext.layers.attention_scores import context_vectors
 from keras_seqext.layers.attention_scores import dot_scores
 from keras_seqext.layers.attention_scores import location_scores
 from keras_seqext.layers.attention_scores import masked_softmax
+from keras_seqext.layers.attention_scores import zero_masked
+
+# The most numbers one weight may hold: past it some backends' kernels
+# index out of range, and the allocation itself is a mistake.
+MAX_WEIGHT_ELEMENTS = 2**31 - 1
 
 
 @keras.saving.register_keras_serializable(package="keras_seqext")
@@ -94,8 +101,9 @@ class AttentionDecoderCell(keras.layers.Layer):
             `"general"`, `"concat"` or `"location"` (Luong's). Defaults to
             `"additive"`.
         max_source_length: Positive integer, the longest memory the
-            `"location"` score serves (required there, unused otherwise).
-            Defaults to `None`.
+            `"location"` score serves, or None to take the length of the
+            memory the cell is built on (which must then be known); unused
+            by the other scores. Defaults to `None`.
         activation: Activation of the state proposal `p` and of `s_0`.
             Defaults to `"tanh"`.
         output_activation: Activation of the output `y'`. Defaults to
@@ -185,6 +193,7 @@ class AttentionDecoderCell(keras.layers.Layer):
         self.output_size = self.output_dim
         # Set only while a decoding loop steps the cell (`_stepping`).
         self._step_context = None
+        self._location_length = None
 
     @property
     def feed_dim(self):
@@ -192,64 +201,94 @@ class AttentionDecoderCell(keras.layers.Layer):
         `output_dim` otherwise."""
         return self.embedding_dim or self.output_dim
 
-    def build(self, memory_shape, computes_initial_state=True):
+    def build(self, memory_shape, computes_initial_state=True, owner=None):
         """Makes the weights for a memory of `memory_shape`; `W_s` only
         with `computes_initial_state`, since a decoder that is always given
         `s_0` never reads it (and Keras' optimizers warn of a weight
-        without a gradient)."""
+        without a gradient). Errors name `owner` (this class by default),
+        the layer the user made."""
+        owner = owner or type(self).__name__
+        shapes = self._weight_shapes(
+            owner, memory_shape, computes_initial_state
+        )
+        for name, (_, shape) in shapes.items():
+            elements = math.prod(shape)
+            if elements > MAX_WEIGHT_ELEMENTS:
+                raise ValueError(
+                    f"Invalid arguments for {owner}: its `{name}` would be "
+                    f"{shape}, {elements:,} numbers, more than the "
+                    f"{MAX_WEIGHT_ELEMENTS:,} one weight may hold. Received: "
+                    f"units={self.units}, output_dim={self.output_dim}, "
+                    f"embedding_dim={self.embedding_dim}, memory of "
+                    f"{memory_shape[-1]} features"
+                )
+        self.embeddings = None
+        self.initial_kernel = None
+        for name, (kind, shape) in shapes.items():
+            setattr(self, name, add_weight_of_kind(self, kind, name, shape))
+
+    def _weight_shapes(self, owner, memory_shape, computes_initial_state):
+        """Each weight's kind and shape, by name, in the order they are
+        made (the order a saved file holds them in)."""
         memory_dim = memory_shape[-1]
         units, output_dim = self.units, self.output_dim
         if self.score == "dot":
             check_dot_sizes(
-                type(self).__name__,
-                units,
-                memory_dim,
-                "`units`",
-                "the memory's size",
+                owner, units, memory_dim, "`units`", "the memory's size"
             )
+        self._location_length = None
+        if self.score == "location":
+            self._location_length = self._source_length(owner, memory_shape)
         # One column block per gate: reset, update, proposal, then output.
         gates_dim = 3 * units + output_dim
-
-        def kernel(name, shape):
-            return add_weight_of_kind(self, "kernel", name, shape)
-
-        def recurrent_kernel(name, shape):
-            return add_weight_of_kind(self, "recurrent", name, shape)
-
-        def bias(name, shape):
-            return add_weight_of_kind(self, "bias", name, shape)
-
-        self.embeddings = None
+        shapes = {}
         if self.embedding_dim is not None:
-            self.embeddings = add_weight_of_kind(
-                self,
-                "embeddings",
+            shapes["embeddings"] = (
                 "embeddings",
                 (output_dim, self.embedding_dim),
             )
-        self.initial_kernel = None
         if computes_initial_state:
-            self.initial_kernel = kernel("initial_kernel", (memory_dim, units))
+            shapes["initial_kernel"] = ("kernel", (memory_dim, units))
         if self.score in ("additive", "concat", "general"):
-            self.key_kernel = kernel("key_kernel", (memory_dim, units))
+            shapes["key_kernel"] = ("kernel", (memory_dim, units))
         if self.score == "additive":
-            self.key_bias = bias("key_bias", (units,))
+            shapes["key_bias"] = ("bias", (units,))
         if self.score in ("additive", "concat"):
-            self.score_vector = kernel("score_vector", (units,))
+            shapes["score_vector"] = ("kernel", (units,))
         # The query W_a s shares the state's matmul with U_r, U_z and U_o;
         # U_p stays apart because it multiplies r * s, not s.
-        self.recurrent_kernel = recurrent_kernel(
-            "recurrent_kernel",
+        shapes["recurrent_kernel"] = (
+            "recurrent",
             (units, self._query_size + 2 * units + output_dim),
         )
-        self.proposal_kernel = recurrent_kernel(
-            "proposal_kernel", (units, units)
-        )
-        self.feedback_kernel = kernel(
-            "feedback_kernel", (self.feed_dim, gates_dim)
-        )
-        self.context_kernel = kernel("context_kernel", (memory_dim, gates_dim))
-        self.bias = bias("bias", (gates_dim,))
+        shapes["proposal_kernel"] = ("recurrent", (units, units))
+        shapes["feedback_kernel"] = ("kernel", (self.feed_dim, gates_dim))
+        shapes["context_kernel"] = ("kernel", (memory_dim, gates_dim))
+        shapes["bias"] = ("bias", (gates_dim,))
+        return shapes
+
+    def _source_length(self, owner, memory_shape):
+        """The memory length the location score serves: `max_source_length`,
+        or without it the memory's length at the build."""
+        if self.max_source_length is not None:
+            return self.max_source_length
+        length = memory_shape[1]
+        if not isinstance(length, int) or length <= 0:
+            raise ValueError(
+                f"Invalid value for argument `max_source_length` of {owner}. "
+                "Expected a positive integer with score='location' when the "
+                "memory's length is not known as the layer is built (it is "
+                f"taken from there otherwise). Received: "
+                f"max_source_length=None, a memory of shape "
+                f"{tuple(memory_shape)}"
+            )
+        return length
+
+    @property
+    def source_length(self):
+        """The longest memory the location score serves, once built (None
+        for the other scores)."""
+        return self._location_length
 
     @property
     def _query_size(self):
@@ -257,7 +296,7 @@ class AttentionDecoderCell(keras.layers.Layer):
         if self.score in ("additive", "concat"):
             return self.units
         if self.score == "location":
-            return self.max_source_length
+            return self._location_length
         return 0
 
     def attention_memory(self, memory, mask=None):
@@ -277,6 +316,10 @@ class AttentionDecoderCell(keras.layers.Layer):
             boolean `(batch, 1, T_in)`; the values are the memory or
             `memory @ context_kernel`.
         """
+        check_mask(
+            type(self).__name__, mask, tuple(memory.shape), "mask", "memory"
+        )
+        memory = zero_masked(memory, mask)
         values = memory
         if self._projects_values(memory.shape):
             values = ops.matmul(memory, self.context_kernel)
@@ -331,6 +374,9 @@ class AttentionDecoderCell(keras.layers.Layer):
         Returns:
             `[y_0, s_0]`, shapes `(batch, feed_dim)` and `(batch, units)`.
         """
+        check_mask(
+            type(self).__name__, mask, tuple(memory.shape), "mask", "memory"
+        )
         output = self.start_feed(ops.shape(memory)[0], memory.dtype)
         if state is not None:
             return [output, state]
@@ -341,6 +387,9 @@ class AttentionDecoderCell(keras.layers.Layer):
                 "Expected a `state` (`initial_state` of AttentionDecoder). "
                 "Received: state=None"
             )
+        # Zeroed, so that a fully masked sequence starts from zeros, not
+        # from whatever its first step holds.
+        memory = zero_masked(memory, mask)
         if mask is None:
             first = memory[:, 0]
         else:

@@ -113,11 +113,41 @@ def masked_softmax(scores, mask=None):
     """
     logits = ops.cast(scores, "float32") if _is_narrow(scores) else scores
     if mask is None:
-        return ops.cast(ops.softmax(logits, axis=-1), scores.dtype)
+        return ops.cast(_softmax(logits), scores.dtype)
     mask = ops.cast(mask, "bool")
     logits = ops.where(mask, logits, _MASKED_SCORE)
-    weights = ops.where(mask, ops.softmax(logits, axis=-1), 0.0)
+    weights = ops.where(mask, _softmax(logits), 0.0)
     return ops.cast(weights, scores.dtype)
+
+
+def _softmax(logits):
+    """`ops.softmax` over the last axis; over one position it is 1 (NaN for
+    a NaN or infinite logit, as softmax gives), without the warning Keras
+    gives for a softmax over one position, which a memory of one step is
+    not a mistake to warn of."""
+    if logits.shape[-1] == 1:
+        return ops.exp(logits - logits)
+    return ops.softmax(logits, axis=-1)
+
+
+def zero_masked(values, mask=None):
+    """`values` with the masked steps set to zero.
+
+    A masked step gets zero attention weight, but a zero weight times a
+    NaN or an infinity is NaN: zeroed before any product, what is under
+    the mask reaches no output and no gradient.
+
+    Args:
+        values: `(batch, T, d)`.
+        mask: boolean `(batch, T)`, True on the steps to keep; or None.
+
+    Returns:
+        `values`, zero where `mask` is False.
+    """
+    if mask is None:
+        return values
+    keep = ops.expand_dims(ops.cast(mask, "bool"), -1)
+    return ops.where(keep, values, ops.zeros_like(values))
 
 
 def context_vectors(weights, values):

@@ -3,10 +3,12 @@
 import keras
 from keras import ops
 
+from keras_seqext._tensor_checks import check_mask
 from keras_seqext._validation import check_bool
 from keras_seqext._validation import check_choice
 from keras_seqext._validation import check_keras_object
 from keras_seqext._validation import check_positive_int
+from keras_seqext._validation import check_size
 from keras_seqext._validation import is_integer
 from keras_seqext._validation import is_real
 from keras_seqext._validation import shape_error
@@ -53,7 +55,13 @@ def _check_units(owner, units):
             "positive integer or a non-empty list of them. Received: "
             f"units={units!r}"
         )
-    return [check_positive_int(owner, "units", size) for size in units]
+    return [check_size(owner, "units", size) for size in units]
+
+
+def _as_given(units):
+    """`units` as the config holds it: an integer as it is, a list of them
+    as a list (JSON has no tuple)."""
+    return int(units) if is_integer(units) else [int(u) for u in units]
 
 
 def _lstm_stack(sizes, arguments, name, dtype, last_returns_sequences):
@@ -80,6 +88,21 @@ def _build_stack(lstms, sequences_shape):
         lstm.build(sequences_shape)
         sequences_shape = lstm.compute_output_shape(sequences_shape)
     return sequences_shape
+
+
+def _is_empty_batch(inputs):
+    """A batch of no sequences, which Keras' LSTM fails on under
+    TensorFlow: there is nothing to compute."""
+    batch_size = inputs.shape[0]
+    return isinstance(batch_size, int) and batch_size == 0
+
+
+def _zeros_like_outputs(layer, inputs):
+    """`layer`'s outputs for an empty batch: empty arrays of their shapes."""
+    return keras.tree.map_shape_structure(
+        lambda shape: ops.zeros(shape, layer.compute_dtype),
+        layer.compute_output_shape(tuple(inputs.shape)),
+    )
 
 
 @keras.saving.register_keras_serializable(package="keras_seqext")
@@ -141,6 +164,7 @@ class LSTMEncoder(keras.layers.Layer):
         super().__init__(**kwargs)
         owner = type(self).__name__
         self.units = _check_units(owner, units)
+        self._units_argument = _as_given(units)
         self.lstm_arguments = _lstm_arguments(
             owner,
             activation,
@@ -170,16 +194,30 @@ class LSTMEncoder(keras.layers.Layer):
         _build_stack(self.lstms, inputs_shape)
 
     def call(self, inputs, mask=None, training=None):
-        self.check_inputs_shape(type(self).__name__, inputs.shape)
+        self.check_inputs(type(self).__name__, inputs, mask)
+        if _is_empty_batch(inputs):
+            return _zeros_like_outputs(self, inputs)
         return _run_stack(self.lstms, inputs, mask, training)
+
+    def compute_output_spec(self, inputs, mask=None, training=None):
+        # Here too, so that a functional model checks its mask when built.
+        self.check_inputs(type(self).__name__, inputs, mask)
+        return super().compute_output_spec(inputs, mask=mask, training=training)
 
     def compute_output_shape(self, inputs_shape):
         self.check_inputs_shape(type(self).__name__, inputs_shape)
         return (inputs_shape[0], self.units[-1])
 
+    def check_inputs(self, owner, inputs, mask):
+        """`check_inputs_shape`, and `mask` must be `(batch, timesteps)`
+        as `inputs`."""
+        self.check_inputs_shape(owner, inputs.shape)
+        check_mask(owner, mask, tuple(inputs.shape))
+
     def check_inputs_shape(self, owner, shape):
-        """Raises, naming `owner`, unless `shape` is rank 3 with the feature
-        size the first LSTM was built for (any, before the build)."""
+        """Raises, naming `owner`, unless `shape` is rank 3 with at least
+        one step and the feature size the first LSTM was built for (any,
+        before the build)."""
         if len(shape) != 3 or shape[-1] is None:
             raise shape_error(
                 owner,
@@ -188,6 +226,8 @@ class LSTMEncoder(keras.layers.Layer):
                 "feature size",
                 shape,
             )
+        if isinstance(shape[1], int) and shape[1] == 0:
+            raise shape_error(owner, "inputs", "at least one time step", shape)
         if not self.built:
             return
         built_features = self.lstms[0].cell.kernel.shape[0]
@@ -207,7 +247,7 @@ class LSTMEncoder(keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(),
-            "units": list(self.units),
+            "units": self._units_argument,
             **self.lstm_arguments,
         }
 
@@ -370,12 +410,14 @@ class LSTMAutoencoder(keras.layers.Layer):
                     "'composite'; expected None with mode='reconstruct'. "
                     f"Received: prediction_length={prediction_length!r}"
                 )
-            check_positive_int(owner, "prediction_length", prediction_length)
+            prediction_length = check_positive_int(
+                owner, "prediction_length", prediction_length
+            )
         self.prediction_length = prediction_length
         self.reverse_reconstruction = check_bool(
             owner, "reverse_reconstruction", reverse_reconstruction
         )
-        self.output_dim = check_positive_int(
+        self.output_dim = check_size(
             owner, "output_dim", output_dim, allow_none=True
         )
         self.return_encoding = check_bool(
@@ -410,7 +452,7 @@ class LSTMAutoencoder(keras.layers.Layer):
             self.reconstruction_decoder = _RepeatDecoder(
                 mirrored,
                 arguments,
-                backwards=reverse_reconstruction,
+                backwards=self.reverse_reconstruction,
                 name="reconstruction_decoder",
                 dtype=self.dtype_policy,
             )
@@ -436,7 +478,9 @@ class LSTMAutoencoder(keras.layers.Layer):
             decoder.build(code_shape, self.output_dim or inputs_shape[-1])
 
     def call(self, inputs, mask=None, training=None):
-        self.encoder.check_inputs_shape(type(self).__name__, inputs.shape)
+        self.encoder.check_inputs(type(self).__name__, inputs, mask)
+        if _is_empty_batch(inputs):
+            return _zeros_like_outputs(self, inputs)
         code = self.encoder(inputs, mask=mask, training=training)
         outputs = []
         if self.reconstruction_decoder is not None:
@@ -455,6 +499,11 @@ class LSTMAutoencoder(keras.layers.Layer):
                 )
             )
         return self._arrange(outputs, code)
+
+    def compute_output_spec(self, inputs, mask=None, training=None):
+        # Here too, so that a functional model checks its mask when built.
+        self.encoder.check_inputs(type(self).__name__, inputs, mask)
+        return super().compute_output_spec(inputs, mask=mask, training=training)
 
     def compute_output_shape(self, inputs_shape):
         self.encoder.check_inputs_shape(type(self).__name__, inputs_shape)
@@ -495,7 +544,7 @@ class LSTMAutoencoder(keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(),
-            "units": list(self.units),
+            "units": self.encoder._units_argument,
             "mode": self.mode,
             "prediction_length": self.prediction_length,
             "reverse_reconstruction": self.reverse_reconstruction,

@@ -3,10 +3,12 @@
 import keras
 from keras import ops
 
+from keras_seqext._tensor_checks import check_batch_sizes
+from keras_seqext._tensor_checks import check_mask
 from keras_seqext._validation import check_choice
 from keras_seqext._validation import check_dot_sizes
-from keras_seqext._validation import check_positive_int
 from keras_seqext._validation import check_required_for_score
+from keras_seqext._validation import check_size
 from keras_seqext._validation import check_source_length
 from keras_seqext._validation import shape_error
 from keras_seqext._weight_arguments import add_weight_of_kind
@@ -18,6 +20,7 @@ from keras_seqext.layers.attention_scores import context_vectors
 from keras_seqext.layers.attention_scores import dot_scores
 from keras_seqext.layers.attention_scores import location_scores
 from keras_seqext.layers.attention_scores import masked_softmax
+from keras_seqext.layers.attention_scores import zero_masked
 
 LUONG_SCORES = ("dot", "general", "concat", "location")
 
@@ -52,7 +55,8 @@ class LuongAttention(keras.layers.Layer):
     Masking: `mask=[query_mask, value_mask]` (Keras fills it in from the
     inputs' masks). Masked value steps get exactly 0 weight, and the
     outputs do not depend on what is under them; masked query steps output
-    zeros, and the query mask is the output's mask, as in `Attention`.
+    zeros and have zero weights, and the query mask is the output's mask,
+    as in `Attention`.
 
     Args:
         score: One of `"dot"`, `"general"`, `"concat"`, `"location"`.
@@ -63,8 +67,9 @@ class LuongAttention(keras.layers.Layer):
             state of this size instead of the context vector; or None.
             Defaults to `None`.
         max_source_length: Positive integer, the longest value sequence the
-            `"location"` score serves (required there, unused otherwise).
-            Defaults to `None`.
+            `"location"` score serves, or None to take the length of the
+            key the layer is built on (which must then be known); unused by
+            the other scores. Defaults to `None`.
         kernel_initializer: Initializer of the kernels. Defaults to
             `"glorot_uniform"`.
         kernel_regularizer: Regularizer of the kernels. Defaults to `None`.
@@ -126,9 +131,15 @@ class LuongAttention(keras.layers.Layer):
             owner, "units", units, score, "concat"
         )
         self.max_source_length = check_required_for_score(
-            owner, "max_source_length", max_source_length, score, "location"
+            owner,
+            "max_source_length",
+            max_source_length,
+            score,
+            "location",
+            # Without it, the length of the key the layer is built on.
+            required=False,
         )
-        self.attentional_units = check_positive_int(
+        self.attentional_units = check_size(
             owner, "attentional_units", attentional_units, allow_none=True
         )
         set_weight_arguments(
@@ -140,6 +151,7 @@ class LuongAttention(keras.layers.Layer):
         )
         self.supports_masking = True
         self._built_sizes = {}
+        self.source_length = None
 
     def build(self, inputs_shape):
         query_shape, value_shape, key_shape = self._check_shapes(inputs_shape)
@@ -156,14 +168,31 @@ class LuongAttention(keras.layers.Layer):
             )
             self.score_vector = self._kernel("score_vector", (self.units,))
         elif self.score == "location":
+            self.source_length = self._source_length(key_shape)
             self.score_kernel = self._kernel(
-                "score_kernel", (query_dim, self.max_source_length)
+                "score_kernel", (query_dim, self.source_length)
             )
         if self.attentional_units is not None:
             self.attentional_kernel = self._kernel(
                 "attentional_kernel",
                 (value_dim + query_dim, self.attentional_units),
             )
+
+    def _source_length(self, key_shape):
+        """`max_source_length`, or without it the key's length."""
+        if self.max_source_length is not None:
+            return self.max_source_length
+        length = key_shape[1]
+        if not isinstance(length, int) or length <= 0:
+            raise ValueError(
+                f"Invalid value for argument `max_source_length` of "
+                f"{type(self).__name__}. Expected a positive integer with "
+                "score='location' when the key's length is not known as the "
+                "layer is built (it is taken from there otherwise). "
+                f"Received: max_source_length=None, a key of shape "
+                f"{tuple(key_shape)}"
+            )
+        return length
 
     def _kernel(self, name, shape):
         return add_weight_of_kind(self, "kernel", name, shape)
@@ -184,9 +213,13 @@ class LuongAttention(keras.layers.Layer):
         self, inputs, mask=None, return_attention_scores=False, training=None
     ):
         self._check_shapes([tuple(t.shape) for t in _as_list(inputs)])
+        query_mask, value_mask = self._check_masks(inputs, mask)
         query, value = inputs[0], inputs[1]
         key = inputs[2] if len(inputs) > 2 else value
-        query_mask, value_mask = self._query_and_value_masks(mask)
+        # Zeroed under the masks before any product with them.
+        query = zero_masked(query, query_mask)
+        value = zero_masked(value, value_mask)
+        key = zero_masked(key, value_mask)
 
         scores = self._scores(query, key)
         if value_mask is not None:
@@ -196,7 +229,11 @@ class LuongAttention(keras.layers.Layer):
         if self.attentional_units is not None:
             output = attentional_states(output, query, self.attentional_kernel)
         if query_mask is not None:
-            output = ops.where(ops.expand_dims(query_mask, -1), output, 0.0)
+            # A masked query step is padding: it outputs zeros and attends
+            # nowhere.
+            attends = ops.expand_dims(ops.cast(query_mask, "bool"), -1)
+            output = ops.where(attends, output, 0.0)
+            weights = ops.where(attends, weights, 0.0)
         if return_attention_scores:
             return output, weights
         return output
@@ -221,6 +258,15 @@ class LuongAttention(keras.layers.Layer):
         query_mask, _ = self._query_and_value_masks(mask)
         return query_mask
 
+    def _check_masks(self, inputs, mask):
+        """The query and value masks, each checked against its tensor."""
+        query_mask, value_mask = self._query_and_value_masks(mask)
+        owner = type(self).__name__
+        shapes = [tuple(t.shape) for t in _as_list(inputs)]
+        check_mask(owner, query_mask, shapes[0], "mask[0]", "query")
+        check_mask(owner, value_mask, shapes[1], "mask[1]", "value")
+        return query_mask, value_mask
+
     def _query_and_value_masks(self, mask):
         """`mask` as `(query_mask, value_mask)`. A lone tensor is refused,
         as `keras.layers.Attention` refuses it: its rows would be read as
@@ -244,6 +290,7 @@ class LuongAttention(keras.layers.Layer):
         self, inputs, mask=None, return_attention_scores=False, training=None
     ):
         shapes = [tuple(t.shape) for t in _as_list(inputs)]
+        self._check_masks(inputs, mask)
         output = keras.KerasTensor(
             self.compute_output_shape(shapes), dtype=self.compute_dtype
         )
@@ -286,6 +333,27 @@ class LuongAttention(keras.layers.Layer):
                     "layer was built with",
                     shape,
                 )
+        for name, shape in (("value", value_shape), ("key", key_shape)):
+            if isinstance(shape[1], int) and shape[1] == 0:
+                raise shape_error(
+                    owner, name, "at least one step to attend to", shape
+                )
+        if key_shape[1] is not None and value_shape[1] is not None:
+            if key_shape[1] != value_shape[1]:
+                raise shape_error(
+                    owner,
+                    "key",
+                    f"as many steps as the value, {value_shape[1]}",
+                    key_shape,
+                )
+        check_batch_sizes(
+            owner,
+            {
+                "query": query_shape,
+                "value": value_shape,
+                "key": shapes[2] if len(shapes) > 2 else None,
+            },
+        )
         if self.score == "dot":
             check_dot_sizes(
                 owner,
@@ -295,7 +363,12 @@ class LuongAttention(keras.layers.Layer):
                 "the key size",
             )
         if self.score == "location":
-            check_source_length(owner, "key", key_shape, self.max_source_length)
+            check_source_length(
+                owner,
+                "key",
+                key_shape,
+                self.source_length or self.max_source_length,
+            )
         return query_shape, value_shape, key_shape
 
     def get_config(self):

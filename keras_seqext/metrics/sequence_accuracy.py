@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_seqext._tensor_checks import check_matching_shape
+
 
 @keras.saving.register_keras_serializable(package="keras_seqext")
 class SequenceAccuracy(keras.metrics.Mean):
@@ -17,9 +19,13 @@ class SequenceAccuracy(keras.metrics.Mean):
         name: Name of the metric. Defaults to `"sequence_accuracy"`.
         dtype: Dtype of the metric's result. Defaults to `None`.
 
+    A step whose prediction holds a NaN or an infinity is wrong, whatever
+    its argmax.
+
     Call arguments (`update_state`):
         y_true: one-hot or probability targets `(batch, steps, classes)`, or
-            integer classes `(batch, steps)`.
+            integer classes `(batch, steps)`; the batch size and steps of
+            `y_pred`, exactly.
         y_pred: predictions `(batch, steps, classes)`.
         sample_weight: optional weights `(batch,)`.
 
@@ -39,11 +45,27 @@ class SequenceAccuracy(keras.metrics.Mean):
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true = ops.convert_to_tensor(y_true)
         y_pred = ops.convert_to_tensor(y_pred)
+        owner = type(self).__name__
+        pred_shape = tuple(y_pred.shape)
         if len(y_true.shape) == len(y_pred.shape):
+            check_matching_shape(
+                owner, "y_true", tuple(y_true.shape), pred_shape, "y_pred's"
+            )
             y_true = ops.argmax(y_true, axis=-1)
+        else:
+            check_matching_shape(
+                owner,
+                "y_true",
+                tuple(y_true.shape),
+                pred_shape[:-1],
+                "the classes of y_pred's steps",
+            )
         predicted = ops.argmax(y_pred, axis=-1)
-        step_right = ops.equal(
-            ops.cast(y_true, "int32"), ops.cast(predicted, "int32")
+        # The argmax of a NaN row is 0: such a step is never right.
+        finite = ops.all(ops.isfinite(y_pred), axis=-1)
+        step_right = ops.logical_and(
+            ops.equal(ops.cast(y_true, "int32"), ops.cast(predicted, "int32")),
+            finite,
         )
         sequence_right = ops.cast(ops.all(step_right, axis=-1), self.dtype)
         super().update_state(sequence_right, sample_weight=sample_weight)

@@ -51,7 +51,7 @@ class TestEchoSequence:
         (datasets.copy_first, {"n_samples": 0}, "n_samples"),
         (datasets.copy_first, {"n_samples": 5, "n_out": 6}, "n_out"),
         (datasets.copy_first, {"n_samples": 5, "cardinality": 1.5}, "card"),
-        (datasets.reverse_sequence, {"n_samples": 5, "n_in": -1}, "length"),
+        (datasets.reverse_sequence, {"n_samples": 5, "n_in": -1}, "n_in"),
         (datasets.reverse_sequence, {"n_samples": 5, "n_out": 9}, "n_out"),
         (datasets.echo_sequence, {"n_samples": 5, "length": 0}, "length"),
     ],
@@ -59,3 +59,17 @@ class TestEchoSequence:
 def test_bad_argument(function, kwargs, argument):
     with pytest.raises(ValueError, match=f"`{argument}"):
         function(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: datasets.copy_first(2, seed="1"),
+        lambda: datasets.reverse_sequence(2, seed=1.5),
+        lambda: datasets.echo_sequence(2, seed=[1]),
+        lambda: datasets.dates(2, seed="x"),
+    ],
+)
+def test_a_seed_of_the_wrong_type_names_seed(make):
+    with pytest.raises(ValueError, match="`seed` of"):
+        make()

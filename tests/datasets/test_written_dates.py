@@ -174,6 +174,8 @@ class TestCharacterVocabulary:
             (np.zeros((1, 2, 5)), "vocabulary size"),
             (np.array([[1, 3]]), r"ids in \[0, 3\)"),
             (np.array([[-1, 0]]), r"ids in \[0, 3\)"),
+            (np.array([[1.0, 2.0]]), "`sequences`.*integer ids"),
+            (np.array([["a", "b"]]), "`sequences`.*integer ids"),
         ],
     )
     def test_bad_decode_arguments(self, sequences, message):

@@ -104,7 +104,7 @@ def numpy_decoder(
     feedback = feedback or cell.feedback
     E = w.get("embeddings")
     # Columns of W_a s in the recurrent kernel: none for dot and general.
-    q = {"additive": u, "concat": u, "location": cell.max_source_length}.get(
+    q = {"additive": u, "concat": u, "location": cell.source_length}.get(
         cell.score, 0
     )
     W_a, U_r, U_z, U_o = np.split(
@@ -535,6 +535,35 @@ class TestAttentionDecoderTeacherForcing(TestCase):
             0.25
         )
 
+    @pytest.mark.parametrize("value", [1.5, -0.5, float("nan"), float("inf")])
+    def test_any_assigned_probability_saves_and_loads(self, value, tmp_path):
+        """The setter refuses the value; assigned to the variable directly,
+        it is used clipped (NaN as 0) and saved so, and the file loads."""
+        decoder = make_decoder(seed=0)
+        with pytest.raises(ValueError, match="`probability` of Attention"):
+            decoder.set_teacher_forcing_probability(value)
+        decoder.teacher_forcing_probability.assign(value)
+        used = 0.0 if np.isnan(value) else min(max(value, 0.0), 1.0)
+        model = keras.Sequential(
+            [keras.Input((INPUT_LENGTH, MEMORY_DIM)), decoder]
+        )
+        loaded = self.run_model_saving_test(
+            model, random_memory(), str(tmp_path)
+        )
+        assert loaded.layers[0].get_config()["teacher_forcing_probability"] == (
+            used
+        )
+        # The step feeds the targets exactly when the clipped value says.
+        memory, targets = random_memory(), step_targets(BATCH, INPUT_LENGTH)
+        clipped = make_decoder(seed=0, teacher_forcing_probability=used)
+        clipped.build(memory.shape)
+        clipped.set_weights(decoder.get_weights())
+        clipped.teacher_forcing_probability.assign(used)
+        self.assertAllClose(
+            decoder(memory, targets=targets, training=True),
+            clipped(memory, targets=targets, training=True),
+        )
+
 
 class TestAttentionDecoderKerasConventions(TestCase):
     @pytest.mark.parametrize(
@@ -698,7 +727,6 @@ class TestAttentionDecoderErrors:
                 "return_probabilities",
             ),
             ({"score": "bahdanau"}, "score"),
-            ({"score": "location"}, "max_source_length"),
             (
                 {"score": "location", "max_source_length": 0},
                 "max_source_length",
@@ -752,6 +780,23 @@ class TestAttentionDecoderErrors:
             ValueError, match="encoder_sequence.*max_source_length"
         ):
             decoder(random_memory())
+
+    def test_location_score_takes_the_built_memory_length(self, tmp_path):
+        """Without `max_source_length` the location score serves the length
+        the memory has when the layer is built, saves and loads so."""
+        memory = random_memory()
+        inputs = keras.Input(memory.shape[1:])
+        decoder = AttentionDecoder(4, 3, score="location")
+        model = keras.Model(inputs, decoder(inputs))
+        assert decoder.cell.source_length == INPUT_LENGTH
+        assert decoder.get_config()["max_source_length"] is None
+        TestCase().run_model_saving_test(model, memory, str(tmp_path))
+        with pytest.raises(ValueError, match="encoder_sequence.*at most"):
+            decoder(random_memory(shape=(BATCH, INPUT_LENGTH + 1, 4)))
+
+    def test_location_score_needs_a_length_known_at_build(self):
+        with pytest.raises(ValueError, match="`max_source_length`.*not known"):
+            AttentionDecoder(4, 3, score="location")(keras.Input((None, 4)))
 
     def test_feature_size_other_than_built(self):
         decoder = AttentionDecoder(4, 3)

@@ -77,7 +77,7 @@ def numpy_luong(layer, query, value, key, query_mask, value_mask):
                     np.concatenate([c, h_t]) @ w["attentional_kernel"]
                 )
             if query_mask is not None and not query_mask[b, t]:
-                out = np.zeros_like(out)
+                out, a = np.zeros_like(out), np.zeros_like(a)
             outputs[b, t], weights[b, t] = out, a
     return outputs, weights
 
@@ -136,7 +136,8 @@ class TestLuongAttentionMasking(TestCase):
         self.assertAllClose(after, before, atol=1e-6)
         weights = ops.convert_to_numpy(weights)
         assert np.all(weights >= 0)
-        self.assertAllClose(weights.sum(-1), np.ones((BATCH, QUERY_STEPS)))
+        # Rows sum to 1, but for masked queries, which attend nowhere.
+        self.assertAllClose(weights.sum(-1), QUERY_MASK.astype("float32"))
         assert np.all(weights.transpose(1, 0, 2)[:, ~VALUE_MASK] == 0)
         # An unmasked change does move the output: the check can fail.
         changed_value[0, 0] += 1.0
@@ -207,6 +208,20 @@ class TestLuongAttentionKerasConventions(TestCase):
 
 
 class TestLuongAttentionErrors:
+    def test_location_score_takes_the_built_key_length(self):
+        attention = LuongAttention("location")
+        query = np.random.rand(2, 3, 4).astype("float32")
+        value = np.random.rand(2, 5, 4).astype("float32")
+        assert tuple(attention([query, value]).shape) == (2, 3, 4)
+        assert attention.source_length == 5
+        assert attention.get_config()["max_source_length"] is None
+        with pytest.raises(ValueError, match="`key`.*at most"):
+            attention([query, np.zeros((2, 6, 4), "float32")])
+        with pytest.raises(ValueError, match="`max_source_length`.*not known"):
+            LuongAttention("location")(
+                [keras.Input((3, 4)), keras.Input((None, 4))]
+            )
+
     @pytest.mark.parametrize(
         "kwargs, argument",
         [
@@ -214,8 +229,7 @@ class TestLuongAttentionErrors:
             ({"score": "additive"}, "score"),
             ({"score": "concat"}, "units"),
             ({"score": "concat", "units": 0}, "units"),
-            ({"score": "concat", "units": -3}, "units.*positive integer\\."),
-            ({"score": "location"}, "max_source_length"),
+            ({"score": "concat", "units": -3}, "units.*positive integer of"),
             ({"score": "location", "max_source_length": -2}, "max_source"),
             ({"attentional_units": 1.5}, "attentional_units"),
             # Arguments that the chosen score has no use for.

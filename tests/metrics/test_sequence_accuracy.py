@@ -47,3 +47,19 @@ class TestSequenceAccuracy(TestCase):
         y = np.eye(4)[np.concatenate([Y_TRUE, Y_TRUE])]
         logs = model.evaluate(x, y, verbose=0, return_dict=True)
         self.assertAllClose(logs["sequence_accuracy"], 0.5)
+
+    def test_a_non_finite_prediction_is_never_right(self):
+        metric = SequenceAccuracy()
+        y_pred = np.full((2, 3, 4), np.nan)
+        y_pred[1, :, 0] = 1.0
+        y_pred[1, 1, 2] = np.inf
+        # The argmax of a NaN row is 0, the truth here.
+        metric.update_state(np.zeros((2, 3), "int32"), y_pred)
+        self.assertAllClose(metric.result(), 0.0)
+
+    @pytest.mark.parametrize("shape", [(2, 1), (1, 3), (2, 3, 1), (2, 4)])
+    def test_y_true_of_another_shape_raises(self, shape):
+        with pytest.raises(ValueError, match="`y_true` of SequenceAccuracy"):
+            SequenceAccuracy().update_state(
+                np.zeros(shape, "int32"), np.zeros((2, 3, 4), "float32")
+            )
