@@ -3,19 +3,20 @@
 What: trains the seed model of `examples/copy_first.py`, an `LSTM(150)`
 encoder returning every state read by `keras_seqext.AttentionDecoder(150,
 50)`, on 5000 copy-first samples (the first 2 of 5 integers in [0, 50),
-one-hot) with Adam (learning rate 1e-3) and categorical cross-entropy, for
-a fixed number of epochs. It then prints one JSON line: training samples/s
-after warm-up, inference samples/s, peak resident memory, held-out
-exact-match accuracy, the floating-point work of one training sample and the
-float32 matmul speed the backend reaches on this machine.
+one-hot; see `_copy_task.py`) with Adam (learning rate 1e-3) and
+categorical cross-entropy, for a fixed number of epochs. It then prints one
+JSON line: training samples/s after warm-up, inference samples/s, peak
+resident memory, held-out exact-match accuracy, the floating-point work of
+one training sample and the float32 matmul speed the backend reaches on
+this machine.
 
-Why: issue 8 compares keras-seqext with a hand-written PyTorch model, the
-"peer" (`torch_attention_peer.py` in the shared `peers/` folder), run side by
-side on the same machine, and with the GEMM bound, the speed the model would
-reach if all its work ran as fast as one large matmul. The set-up matches the
-peer's: the same samples, epochs, batch size, units, optimizer and learning
-rate. `run_all.py` runs this script for each backend and batch size and
-prints the table.
+Why: the benchmarks compare keras-seqext with the same model written by
+hand in eager PyTorch (`torch_reference.py`), run side by side on the same
+machine, and with the GEMM bound, the speed the model would reach if all
+its work ran as fast as one large matmul. The set-up matches the
+reference's: the same samples, epochs, batch size, units, optimizer and
+learning rate, and the same JSON fields. `run_all.py` runs both scripts
+for each batch size and writes the tables.
 
 How the numbers are taken:
 
@@ -23,18 +24,19 @@ How the numbers are taken:
   first epoch is the warm-up (it includes tracing and compiling the train
   step, for the full and the last partial batch) and is reported apart;
   `train_samples_per_second` covers the later epochs. So `--epochs` must be
-  at least 2, and the model trains exactly as many epochs as the peer does.
+  at least 2.
 - Inference: `predict` on 1000 held-out samples as one batch, once to
-  warm up, then the median of 5 timed calls (as the peer does). Beside it,
-  the tutorials' slow way: a loop of one `predict` call per sample, over 50
-  of them, after one warm-up call.
+  warm up, then the median of 5 timed calls (as the reference does).
+  Beside it, the tutorials' slow way: a loop of one `predict` call per
+  sample, over 50 of them, after one warm-up call.
 - Accuracy: the fraction of held-out sequences whose argmax is right at
   every step, computed with NumPy from those predictions.
 - Peak RSS: `getrusage(RUSAGE_SELF).ru_maxrss`, read before the matmul
   measurement, which allocates arrays of its own.
 - Matmul speed: `keras.ops.matmul` of two float32 2048 x 2048 matrices on
   the backend, the best of 5 after one warm-up call.
-- FLOP per training sample: see `training_flop_per_sample`.
+- FLOP per training sample: see `training_flop_per_sample` in
+  `_copy_task.py`.
 
 The backend is fixed when Keras is imported, so each process runs one:
 
@@ -61,69 +63,25 @@ import time
 
 import keras
 import numpy as np
+from _copy_task import ADAM_EPSILON
+from _copy_task import CARDINALITY
+from _copy_task import LEARNING_RATE
+from _copy_task import TEST_SAMPLES
+from _copy_task import TRAIN_SAMPLES
+from _copy_task import TUTORIAL_LENGTH
+from _copy_task import UNITS
+from _copy_task import copy_task
+from _copy_task import exact_match
+from _copy_task import one_hot
+from _copy_task import training_flop_per_sample
 from keras import ops
 
 import keras_seqext
 
-CARDINALITY = 50  # integers in [0, 50), one-hot encoded
-UNITS = 150  # encoder and decoder units, as in the tutorial
-TUTORIAL_LENGTH = 5  # input and output steps of the tutorial's task
-TUTORIAL_COPIED = 2  # the first 2 are copied, the rest of the target is 0
-TEST_SAMPLES = 1000
 PREDICT_REPEATS = 5
 PER_SAMPLE_PREDICTS = 50  # samples decoded one `predict` call each
 MATMUL_SIZE = 2048
 MATMUL_REPEATS = 5
-# Backpropagation through a matmul costs two matmuls of the same size (the
-# gradients of both operands), so a training step is about three forward
-# passes.
-FORWARD_PASSES_PER_TRAINING_STEP = 3
-
-
-def training_flop_per_sample(length, features=CARDINALITY, units=UNITS):
-    """The floating-point operations of one training sample of the model.
-
-    Counts matmuls only, at 2 FLOP per multiply-add; the element-wise work
-    (activations, the additive score's sums, softmax, the loss and the
-    optimizer) is left out. With `T = length` input and output steps, `F`
-    one-hot features (also the decoder's output size) and `U` units for the
-    encoder, the decoder and so the memory, the forward pass of one sample
-    is:
-
-    ```
-    encoder LSTM, T steps of [x, h] (F + U) x 4U:    T * 8U(F + U)
-    decoder keys U_a h (T rows) and s_0 = W_s h_0:   2U^2 (T + 1)
-    decoder, T steps of
-        s  x [W_a | U_r | U_z | U_o]  U x (3U + F):  2U(3U + F)
-        [y, c] x the gate and output blocks:         2(F + U)(3U + F)
-        (r * s) x U_p                 U x U:         2U^2
-        v_a . tanh(...) and the context sum:         2T * 2U
-    ```
-
-    and training is `FORWARD_PASSES_PER_TRAINING_STEP` (3) forward passes.
-    For the tutorial's shapes (T = 5, F = 50, U = 150) that is 3.46 MFLOP
-    forward and 10.4 MFLOP per training sample. The attention terms grow as
-    `T^2`: at T = 320 they are about a fifth of the work.
-
-    Args:
-        length: the input and output length `T`.
-        features: the one-hot size `F`. Defaults to `CARDINALITY`.
-        units: the units `U`. Defaults to `UNITS`.
-
-    Returns:
-        The FLOP of one training sample, an integer.
-    """
-    encoder = length * 8 * units * (features + units)
-    keys_and_initial_state = 2 * units * units * (length + 1)
-    gates_dim = 3 * units + features
-    decoder_step = (
-        2 * units * gates_dim
-        + 2 * (features + units) * gates_dim
-        + 2 * units * units
-        + 2 * length * 2 * units
-    )
-    forward = encoder + keys_and_initial_state + length * decoder_step
-    return FORWARD_PASSES_PER_TRAINING_STEP * forward
 
 
 def seed_model(length, unroll=False):
@@ -238,7 +196,7 @@ def parse_args():
         default=TUTORIAL_LENGTH,
         help="input and output steps; other than 5, every integer is copied",
     )
-    parser.add_argument("--train-samples", type=int, default=5000)
+    parser.add_argument("--train-samples", type=int, default=TRAIN_SAMPLES)
     parser.add_argument(
         "--jit-compile",
         choices=["auto", "true", "false"],
@@ -285,12 +243,11 @@ def parse_args():
     return args
 
 
-def copy_first(n_samples, length, seed):
-    """The tutorial's task at length 5; at other lengths, copy everything."""
-    copied = TUTORIAL_COPIED if length == TUTORIAL_LENGTH else length
-    return keras_seqext.datasets.copy_first(
-        n_samples, n_in=length, n_out=copied, seed=seed
-    )
+def copy_task_one_hot(n_samples, length, seed):
+    """`_copy_task.copy_task`'s samples, with one-hot targets for Keras'
+    categorical cross-entropy."""
+    inputs, classes = copy_task(n_samples, length, seed)
+    return inputs, one_hot(classes)
 
 
 def seed_weights_and_shuffling(seed):
@@ -300,8 +257,8 @@ def seed_weights_and_shuffling(seed):
     and shuffles NumPy arrays for JAX with NumPy's global generator; the
     TensorFlow and torch backends shuffle with their own generators, left
     unseeded. `keras.utils.set_random_seed` would seed those too, but it
-    imports TensorFlow whenever it is installed, which adds about 460 MB to
-    the peak RSS of a JAX or torch run.
+    imports TensorFlow whenever it is installed, which would add
+    TensorFlow's memory to the peak RSS of a JAX or torch run.
     """
     random.seed(seed)
     np.random.seed(seed)
@@ -310,10 +267,14 @@ def seed_weights_and_shuffling(seed):
 def main():
     args = parse_args()
     seed_weights_and_shuffling(args.seed)
-    x_train, y_train = copy_first(args.train_samples, args.length, args.seed)
+    x_train, y_train = copy_task_one_hot(
+        args.train_samples, args.length, args.seed
+    )
     model = seed_model(args.length, unroll=args.unroll)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=1e-3),
+        optimizer=keras.optimizers.Adam(
+            learning_rate=LEARNING_RATE, epsilon=ADAM_EPSILON
+        ),
         loss="categorical_crossentropy",
         jit_compile={"auto": "auto", "true": True, "false": False}[
             args.jit_compile
@@ -348,9 +309,8 @@ def main():
         "final_loss": round(timer.losses[-1], 5),
     }
     if not args.train_only:
-        x_test, y_test = copy_first(TEST_SAMPLES, args.length, args.seed + 1)
+        x_test, y_test = copy_task(TEST_SAMPLES, args.length, args.seed + 1)
         predictions, predict_seconds = median_predict_seconds(model, x_test)
-        exact = (predictions.argmax(-1) == y_test.argmax(-1)).all(axis=1)
         per_sample_seconds = per_sample_predict_seconds(
             model, x_test[:PER_SAMPLE_PREDICTS]
         )
@@ -359,7 +319,7 @@ def main():
             per_sample_predict_samples_per_second=round(
                 1 / per_sample_seconds, 1
             ),
-            accuracy=float(exact.mean()),
+            accuracy=exact_match(predictions.argmax(-1), y_test),
         )
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     flop = training_flop_per_sample(args.length)

@@ -10,20 +10,22 @@ fixed, so the smaller the step, the larger its share.
 
 For each backend, in its own process, the script trains four models from
 the same weights: without callbacks; with a callback that does nothing at
-the end of each step (the reference: any such callback makes Keras wait
-for each step's logs before it starts the next step, which JAX would
-otherwise overlap); with the monitor logging every step; and logging every
-10 steps. One epoch per `fit` call, taking turns epoch by epoch so that a
-slow spell of the machine hits all four alike. Each call
-traces its train step again (the monitor hooks the optimizer for one `fit`
-and unhooks it at its end), so an epoch is timed from the end of its 10th
-step to the end of `fit`. Steps/s is the median over `--epochs` epochs,
-after one warm-up epoch each. Overhead is the median over those epochs of
-each epoch's relative loss of steps/s against the model without callbacks
-in the same turn: paired so, a slow spell of the machine that spans a turn
+the end of each step (the monitor's baseline: any such callback makes
+Keras wait for each step's logs before it starts the next step, which JAX
+would otherwise overlap); with the monitor logging every step; and logging
+every 10 steps. One epoch per `fit` call, taking turns epoch by epoch so
+that a slow spell of the machine hits all four alike. Each call traces its
+train step again (the monitor hooks the optimizer for one `fit` and
+unhooks it at its end), so an epoch is timed from the end of its 10th step
+to the end of `fit`. Steps/s is the median over `--epochs` epochs, after
+one warm-up epoch each. Overhead is the median over those epochs of each
+epoch's relative loss of steps/s against the model without callbacks in
+the same turn: paired so, a slow spell of the machine that spans a turn
 moves the overhead less than it moves the steps/s.
 
-Run it (all three backends, one table):
+Run it (all three backends, one table, which it prints and writes to the
+`gradient-norm-overhead` section of `docs/benchmarks.md`; `--page` for
+another file; a few minutes with `--epochs 1`):
 
     .venv/bin/python benchmarks/gradient_norm_overhead.py [--epochs 5]
 """
@@ -32,9 +34,17 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
+from pathlib import Path
+
+from _page import PAGE
+from _page import markdown_table
+from _page import record
+from _page import write_section
+from _processes import progress
+from _processes import run_json
+from run_all import positive
 
 BACKENDS = ("tensorflow", "jax", "torch")
 CONFIGURATIONS = {
@@ -124,8 +134,17 @@ def _callbacks(keras, keras_seqext, log_every):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--backends", nargs="+", default=list(BACKENDS))
+    parser.add_argument("--epochs", type=positive, default=5)
+    parser.add_argument(
+        "--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS)
+    )
+    parser.add_argument(
+        "--page",
+        type=Path,
+        default=PAGE,
+        help="the markdown page whose section to write. Defaults to "
+        "docs/benchmarks.md",
+    )
     parser.add_argument(
         "--measure", action="store_true", help=argparse.SUPPRESS
     )
@@ -135,14 +154,11 @@ def main():
         return
 
     compared = list(CONFIGURATIONS)[1:]
-    print(
-        f"| backend | {' | '.join(CONFIGURATIONS)} | "
-        + " | ".join(f"overhead, {name}" for name in compared)
-        + " |"
-    )
-    print("|---" * (2 * len(CONFIGURATIONS)) + "|")
+    header = ["backend", *CONFIGURATIONS]
+    header += [f"overhead, {name}" for name in compared]
+    rows = []
     for backend in arguments.backends:
-        result = subprocess.run(
+        measured = run_json(
             [
                 sys.executable,
                 __file__,
@@ -151,37 +167,41 @@ def main():
                 str(arguments.epochs),
             ],
             env={**os.environ, "KERAS_BACKEND": backend},
-            capture_output=True,
-            text=True,
-            check=True,
         )
-        measured = json.loads(result.stdout.strip().splitlines()[-1])
-        print(
-            f"| {backend} | "
-            + " | ".join(
+        rows.append(
+            [backend]
+            + [
                 f"{measured[name]['steps_per_second']:.1f}"
                 for name in CONFIGURATIONS
-            )
-            + " | "
-            + " | ".join(
-                _overhead_cell(measured[name]["overheads"]) for name in compared
-            )
-            + " |",
-            flush=True,
+            ]
+            + [_overhead_cell(measured[name]["overheads"]) for name in compared]
         )
-    print(
-        f"\nsteps/s at batch size {BATCH_SIZE}, median of "
-        f"{arguments.epochs} epochs after one warm-up epoch each; overhead, "
-        "the median of the epochs' losses against no callback (their range "
-        "in brackets)."
+        progress(f"{backend}: {json.dumps(measured)}")
+    text = "\n".join(
+        [
+            markdown_table(header, rows),
+            "",
+            f"Training steps/s at batch size {BATCH_SIZE}, the median of "
+            f"{arguments.epochs} epoch(s) after one warm-up epoch each; "
+            "overhead, the median of the epochs' losses of steps/s against "
+            "no callback in the same turn (their range in brackets).",
+        ]
+    )
+    print(text)
+    write_section(
+        "gradient-norm-overhead",
+        f"{record(__file__)}\n\n{text}",
+        arguments.page,
+        title="Cost of GradientNormMonitor",
     )
 
 
 def _overhead_cell(overheads):
-    return (
-        f"{statistics.median(overheads):+.1%} "
-        f"({min(overheads):+.1%} to {max(overheads):+.1%})"
-    )
+    """The median of the epochs' overheads, and their range if several."""
+    cell = f"{statistics.median(overheads):+.1%}"
+    if min(overheads) != max(overheads):
+        cell += f" ({min(overheads):+.1%} to {max(overheads):+.1%})"
+    return cell
 
 
 if __name__ == "__main__":

@@ -1,68 +1,87 @@
-"""Runs the AttentionDecoder benchmark on every backend and the peer; prints
-the tables.
+"""Runs the AttentionDecoder benchmarks and writes `docs/benchmarks.md`.
 
-What: for each batch size, runs the PyTorch peer (`torch_attention_peer.py`
-in the shared `peers/` folder) and `attention_decoder.py` on TensorFlow, JAX
-and PyTorch, each in its own process with the same samples, epochs and
-learning rate, and prints one markdown table: training samples/s and its
-ratio to the peer's, inference samples/s, peak resident memory, held-out
-exact match, and the share of the GEMM bound. Then a length sweep
-(T_in = T_out = 5, 20, 80, 320) times training on the peer (through
-`peer_at_length.py`, since the peer script trains at length 5 only) and on
-each backend, and fits `log(time per sample) = a + k log(T)`, printing
-the exponent `k` (1 means linear growth).
+What: `make bench` runs this script, which runs three benchmarks in turn,
+each runner in a process of its own with the same samples, epochs and
+learning rate:
 
-Why: issue 8 asks how keras-seqext compares with a careful hand-written
-PyTorch model, how close it comes to what the machine can do, and how its
-cost grows with the sequence length.
+1. Speed: at batch sizes 16, 128 and 512, the PyTorch reference
+   (`torch_reference.py`) and `attention_decoder.py` on TensorFlow, JAX
+   and PyTorch. One table: training samples/s and its ratio to the
+   reference's, inference samples/s, peak resident memory, held-out exact
+   match, and the share of the GEMM bound. Written to the page's `speed`
+   section.
+2. Length sweep: training time per sample of the same runners at
+   T_in = T_out = 5, 20, 80 and 320 (batch 16), and the exponent `k` of
+   the fit `log(time per sample) = a + k log(T)` (1 means linear growth).
+   Written to the `length-sweep` section.
+3. Step breakdown: `step_breakdown.py` with its defaults, which writes the
+   `step-breakdown` section.
 
-How to run, from the repository root (a full run takes about half an hour
-on the 2-core benchmark machine, most of it at batch 512; nothing else
-should be running, since two-thread PyTorch in particular slows down many
-times over when another process takes a core):
+The tables are printed as well. Sections other than these, and the page's
+hand-written text, are left as they are (see `_page.py`).
 
-    .venv/bin/python benchmarks/run_all.py
-    .venv/bin/python benchmarks/run_all.py --backends jax \\
-        --batch-sizes 128 --epochs 2 --skip-sweep            # quick check
-    .venv/bin/python benchmarks/run_all.py --repeats 3       # steadier ratios
-    .venv/bin/python benchmarks/run_all.py --skip-speed      # the sweep alone
+Why: to show how keras-seqext compares with the same model written by
+hand in eager PyTorch, how close it comes to what the machine can do, and
+how its cost grows with the sequence length, in figures that a command
+wrote rather than a person.
+
+How to run, from the repository root, on an otherwise idle machine: two
+threads of PyTorch in particular slow down many times over when another
+process takes a core. A full run takes about an hour on a 2-core machine,
+most of it at batch 512.
+
+    make bench                                      # all three, the page
+    make bench BENCH_ARGS=--quick                   # a few minutes
+    .venv/bin/python benchmarks/run_all.py --repeats 3   # steadier ratios
+    .venv/bin/python benchmarks/run_all.py --skip-speed --skip-breakdown
+
+`--quick` runs the speed table at batch 16 for 3 epochs and a length sweep
+at two short lengths, no step breakdown, and writes both tables to the
+page's `quick` section alone: a check that the benchmarks run, not figures
+to compare. Other options narrow a full run; the sections it writes record
+its command.
 
 The GEMM bound is the samples/s the model would reach if all its matmul
-work (`training_flop_per_sample` in `attention_decoder.py`, 10.4 MFLOP per
-sample) ran at the best float32 2048 x 2048 matmul speed measured on this
-machine: NumPy's here, and each backend's inside its own run. Peak RSS is
-the kernel's `ru_maxrss` of each process: the benchmark reads its own after
-inference, and `os.wait4` reads the peer's when it ends.
+work (`training_flop_per_sample` in `_copy_task.py`) ran at the best
+float32 2048 x 2048 matmul speed measured on this machine: NumPy's here,
+and each runner's inside its own run. Peak RSS is each process's own
+`ru_maxrss`, read after inference.
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _page import PAGE
+from _page import markdown_table
+from _page import record
+from _page import shown
+from _page import write_section
+from _processes import available_cores
+from _processes import progress
+from _processes import run_json
 
-BENCHMARK = Path(__file__).with_name("attention_decoder.py")
-PEER_AT_LENGTH = Path(__file__).with_name("peer_at_length.py")
-DEFAULT_PEER = Path("/work/shared/peers/torch_attention_peer.py")
+HERE = Path(__file__).parent
+BENCHMARK = HERE / "attention_decoder.py"
+REFERENCE = HERE / "torch_reference.py"
+STEP_BREAKDOWN = HERE / "step_breakdown.py"
 BACKENDS = ("tensorflow", "jax", "torch")
-PEER_NAME = "peer (torch eager)"
+REFERENCE_RUNNER = "reference"
+REFERENCE_NAME = "reference (torch eager)"
 BATCH_SIZES = (16, 128, 512)
-# Epochs per batch size, the same for the peer and the backends. Batch 16
-# keeps the peer's default, 10 epochs (3130 updates). Larger batches make
-# fewer updates per epoch and need more epochs to pass 99% exact match with
-# some margin: on JAX, batch 128 reached 99.0% after 30 epochs and 99.3%
-# after 40; batch 512 98.6% after 80, 99.0% after 120 and 99.6% after 200.
+# Epochs per batch size, the same for every runner. Larger batches make
+# fewer updates per epoch, so they get more epochs: enough for every runner
+# to pass 99% exact match with some margin.
 EPOCHS_BY_BATCH_SIZE = {16: 10, 128: 40, 512: 200}
 SWEEP_LENGTHS = (5, 20, 80, 320)
 # Small, because training keeps every decoder step's (batch, T, units)
 # attention activations for the backward pass: T^2 * units floats per
-# sample, 2-3 GB at batch 16 and T = 320 (about 17 GB at batch 128 on JAX).
+# sample, gigabytes for a batch of T = 320.
 SWEEP_BATCH_SIZE = 16
 SWEEP_EPOCHS = 2  # the first is the warm-up, so one is timed
 # Each sweep epoch holds about this many sample steps (2000 samples at
@@ -70,14 +89,15 @@ SWEEP_EPOCHS = 2  # the first is the warm-up, so one is timed
 # at least this many batches, so that an epoch is more than one batch.
 SWEEP_SAMPLE_STEPS = 10_000
 SWEEP_MIN_BATCHES = 4
+# `--quick`: enough to run every table's code once, in a few minutes.
+QUICK = {
+    "batch_sizes": [16],
+    "epochs": 3,
+    "sweep_lengths": [5, 10],
+    "sweep_sample_steps": 5_000,
+}
 MATMUL_SIZE = 2048
 MATMUL_REPEATS = 5
-TAIL_LINES = 20  # of a failed run's stderr
-
-
-def cores():
-    """The CPU cores this process may use; the backends use all of them."""
-    return len(os.sched_getaffinity(0))
 
 
 def numpy_matmul_flops_per_second(size=MATMUL_SIZE):
@@ -93,77 +113,33 @@ def numpy_matmul_flops_per_second(size=MATMUL_SIZE):
     return 2 * size**3 / best
 
 
-def run_json(command, env=None):
-    """Runs `command`; returns its last stdout line, parsed as JSON, and
-    the process's peak RSS in MB.
-
-    The child's stderr goes to a temporary file, shown only if it fails.
-    """
-    with tempfile.TemporaryFile() as stderr:
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=stderr, env=env
-        )
-        stdout = process.stdout.read().decode()
-        process.stdout.close()
-        # wait4, unlike Popen.wait, returns the child's own resource usage.
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode != 0:
-            stderr.seek(0)
-            tail = stderr.read().decode().splitlines()[-TAIL_LINES:]
-            raise RuntimeError(
-                f"{' '.join(map(str, command))} exited with "
-                f"{process.returncode}:\n" + "\n".join(tail)
-            )
-    result = json.loads(stdout.strip().splitlines()[-1])
-    return result, usage.ru_maxrss / 1024  # Linux reports KiB
-
-
-def run_backend(backend, flags, args):
-    """One run of `attention_decoder.py` on `backend` with `flags`, and with
-    what `args` ask of that backend: its options (`backend_flags`) and, on
-    TensorFlow, the threads per operation.
-
-    Its JSON has the peak RSS it read itself, before measuring its matmul.
-    """
-    env = dict(os.environ, KERAS_BACKEND=backend)
-    if backend == "tensorflow" and args.tf_intra_op_threads:
+def run_runner(runner, flags, args):
+    """One run of the reference or of `attention_decoder.py` on a backend,
+    with `flags` (which both scripts take) and what `args` ask of that
+    runner: the backend's options and, on TensorFlow, its threads per
+    operation; the reference's threads, as many as the backends use."""
+    if runner == REFERENCE_RUNNER:
+        command = [sys.executable, str(REFERENCE), "--json-only", *flags]
+        return run_json(command + ["--threads", str(available_cores())])
+    env = dict(os.environ, KERAS_BACKEND=runner)
+    if runner == "tensorflow" and args.tf_intra_op_threads:
         env["TF_NUM_INTRAOP_THREADS"] = str(args.tf_intra_op_threads)
     command = [sys.executable, str(BENCHMARK), "--json-only", *flags]
-    command += backend_flags(backend, args)
-    result, _ = run_json(command, env)
-    return result
+    return run_json(command + backend_flags(runner, args), env)
 
 
-def load_peer(path):
-    """The peer script as a module, to use its models and training loop."""
-    spec = importlib.util.spec_from_file_location("torch_attention_peer", path)
-    peer = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(peer)
-    return peer
+def backend_flags(backend, args):
+    """The options of `attention_decoder.py` that `args` ask of `backend`."""
+    # Keras' torch trainer raises for more than one step per execution.
+    steps_per_execution = 1 if backend == "torch" else args.steps_per_execution
+    flags = ["--jit-compile", args.jit_compile]
+    flags += ["--steps-per-execution", str(steps_per_execution)]
+    return flags + (["--unroll"] if args.unroll else [])
 
 
-def run_peer(peer, batch_size, epochs):
-    """One run of the PyTorch peer, on as many threads as the backends use;
-    its peak RSS is added to its JSON as `"peak_rss_mb"`."""
-    command = [
-        sys.executable,
-        str(peer),
-        "--batch-size",
-        str(batch_size),
-        "--epochs",
-        str(epochs),
-        "--threads",
-        str(cores()),
-        "--json-only",
-    ]
-    result, peak_rss_mb = run_json(command)
-    return {**result, "peak_rss_mb": peak_rss_mb}
-
-
-def sweep_train_samples(length, batch_size):
-    """Whole batches holding about `SWEEP_SAMPLE_STEPS` sample steps."""
-    batches = round(SWEEP_SAMPLE_STEPS / (length * batch_size))
+def sweep_train_samples(length, batch_size, sample_steps):
+    """Whole batches holding about `sample_steps` sample steps."""
+    batches = round(sample_steps / (length * batch_size))
     return batch_size * max(SWEEP_MIN_BATCHES, batches)
 
 
@@ -180,21 +156,10 @@ def log_log_slope(lengths, values):
     return slope
 
 
-def progress(message):
-    print(message, file=sys.stderr, flush=True)
-
-
-def markdown_table(header, rows):
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" for _ in header) + "|",
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def runner_name(run):
-    """The backend, and what was asked of it beyond the defaults."""
+    """The runner, and what was asked of a backend beyond the defaults."""
+    if run["backend"] == REFERENCE_RUNNER:
+        return REFERENCE_NAME
     flags = [
         flag
         for flag, on in [("jit", run["jit_compile"]), ("unroll", run["unroll"])]
@@ -209,7 +174,7 @@ def runner_name(run):
 
 
 def per_sample_rate(run):
-    """The tutorials' one-`predict`-per-sample loop (not run by the peer)."""
+    """The tutorials' one-`predict`-per-sample loop (Keras runs only)."""
     rate = run.get("per_sample_predict_samples_per_second")
     return "-" if rate is None else f"{rate:,.0f}"
 
@@ -223,37 +188,33 @@ def ratio_cell(ratios):
 
 
 def speed_table(results, bound_flops):
-    """The main table: one row per batch size and runner, peer first."""
+    """One row per batch size and runner, the reference first."""
     rows = []
-    for batch_size, peer, runs in results:
-        flop = runs[0]["flop_per_training_sample"]
-        named_runs = [(PEER_NAME, peer)] + [
-            (runner_name(run), run) for run in runs
-        ]
-        for name, run in named_runs:
+    for batch_size, runs in results:
+        for run in runs:
             rate = run["train_samples_per_second"]
-            warmup = run.get("warmup_epoch_seconds")
+            flop = run["flop_per_training_sample"]
             rows.append(
                 [
-                    name,
+                    runner_name(run),
                     str(batch_size),
                     str(run["epochs"]),
                     f"{rate:,.0f}",
-                    ratio_cell(run["ratios_to_peer"]),
+                    ratio_cell(run["ratios_to_reference"]),
                     f"{run['predict_samples_per_second']:,.0f}",
                     per_sample_rate(run),
                     f"{run['peak_rss_mb']:,.0f}",
                     f"{run['accuracy']:.1%}",
                     f"{rate * flop / bound_flops:.1%}",
-                    "-" if warmup is None else f"{warmup:.1f}",
+                    f"{run['warmup_epoch_seconds']:.1f}",
                 ]
             )
     header = [
-        "backend",
+        "runner",
         "batch",
         "epochs",
         "train samples/s",
-        "ratio to peer",
+        "ratio to reference",
         "inference samples/s",
         "one predict per sample, samples/s",
         "peak RSS MB",
@@ -264,20 +225,19 @@ def speed_table(results, bound_flops):
     return markdown_table(header, rows)
 
 
-def sweep_table(lengths, sweep, flop_by_length):
+def sweep_table(lengths, sweep):
     """Milliseconds per training sample by length, and the fitted exponent;
     the FLOP count's own exponent comes first, for comparison."""
-    flops = [flop_by_length[length] for length in lengths]
+    flops = [run["flop_per_training_sample"] for run in next(iter(sweep))]
     rows = [
         ["MFLOP per training sample"]
         + [f"{flop / 1e6:,.1f}" for flop in flops]
         + [f"{log_log_slope(lengths, flops):.2f}"]
     ]
-    for runner, runs in sweep.items():
-        name = runner if runner == PEER_NAME else runner_name(runs[0])
+    for runs in sweep:
         ms_per_sample = [1e3 * seconds_per_sample(run) for run in runs]
         rows.append(
-            [f"{name} ms per sample"]
+            [f"{runner_name(runs[0])} ms per sample"]
             + [f"{ms:.3f}" for ms in ms_per_sample]
             + [f"{log_log_slope(lengths, ms_per_sample):.2f}"]
         )
@@ -285,31 +245,62 @@ def sweep_table(lengths, sweep, flop_by_length):
     return markdown_table(header + ["exponent k"], rows)
 
 
+def positive(value):
+    """An argparse type: an integer of at least 1."""
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be at least 1. Received: {value}"
+        )
+    return number
+
+
+def at_least_two(value):
+    """An argparse type for epochs: the first is the warm-up, not timed."""
+    number = int(value)
+    if number < 2:
+        raise argparse.ArgumentTypeError(
+            "must be at least 2: the first epoch is the warm-up and is "
+            f"not timed. Received: {value}"
+        )
+    return number
+
+
 def add_runner_arguments(parser, batch_sizes):
     """The options of both drivers, this and `step_breakdown.py`: which
-    backends, at which batch sizes, against which peer script."""
+    backends, at which batch sizes, and the page to write."""
     parser.add_argument(
         "--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS)
     )
     parser.add_argument(
-        "--batch-sizes", nargs="+", type=int, default=list(batch_sizes)
+        "--batch-sizes",
+        nargs="+",
+        type=positive,
+        default=list(batch_sizes),
     )
-    parser.add_argument("--peer", type=Path, default=DEFAULT_PEER)
-
-
-def check_peer(parser, args):
-    if not args.peer.is_file():
-        parser.error(f"--peer: no such file: {args.peer}")
+    parser.add_argument(
+        "--page",
+        type=Path,
+        default=PAGE,
+        help="the markdown page whose sections to write. Defaults to "
+        "docs/benchmarks.md",
+    )
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_runner_arguments(parser, BATCH_SIZES)
     parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="batch 16, 3 epochs, a sweep of lengths 5 and 10, no step "
+        "breakdown; written to the page's `quick` section only",
+    )
+    parser.add_argument(
         "--epochs",
-        type=int,
-        help="epochs at every batch size, for the peer and the backends "
-        f"(at least 2). Defaults to {EPOCHS_BY_BATCH_SIZE} by batch size",
+        type=at_least_two,
+        help="epochs at every batch size, for every runner. Defaults to "
+        f"{EPOCHS_BY_BATCH_SIZE} by batch size",
     )
     parser.add_argument(
         "--jit-compile",
@@ -324,44 +315,51 @@ def parse_args():
     )
     parser.add_argument(
         "--steps-per-execution",
-        type=int,
+        type=positive,
         default=1,
         help="`model.compile(steps_per_execution=...)` on TensorFlow and "
         "JAX; torch runs 1, the only value Keras allows there",
     )
     parser.add_argument(
         "--tf-intra-op-threads",
-        type=int,
+        type=positive,
         help="threads each TensorFlow operation runs on "
         "(`TF_NUM_INTRAOP_THREADS`); TensorFlow's default is one per core",
     )
     parser.add_argument(
         "--repeats",
-        type=int,
+        type=positive,
         default=1,
-        help="rounds of the peer and the backends in turn at each batch "
-        "size, and of the sweep; the tables show the median run and the "
-        "median ratio",
+        help="rounds of the runners in turn at each batch size, and of the "
+        "sweep; the tables show the median run and the median ratio",
     )
-    parser.add_argument(
-        "--skip-speed",
-        action="store_true",
-        help="run the length sweep alone",
-    )
+    parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-sweep", action="store_true")
     parser.add_argument(
-        "--sweep-lengths", nargs="+", type=int, default=list(SWEEP_LENGTHS)
+        "--skip-breakdown",
+        action="store_true",
+        help="do not run step_breakdown.py after the sweep",
     )
+    parser.add_argument("--sweep-lengths", nargs="+", type=positive)
     parser.add_argument(
-        "--sweep-batch-size", type=int, default=SWEEP_BATCH_SIZE
+        "--sweep-batch-size", type=positive, default=SWEEP_BATCH_SIZE
     )
     parser.add_argument(
         "--sweep-epochs",
-        type=int,
+        type=at_least_two,
         default=SWEEP_EPOCHS,
         help="epochs per sweep run, the first being the warm-up",
     )
     args = parser.parse_args()
+    args.sweep_sample_steps = SWEEP_SAMPLE_STEPS
+    if args.quick:
+        if args.batch_sizes == list(BATCH_SIZES):
+            args.batch_sizes = QUICK["batch_sizes"]
+        args.epochs = args.epochs or QUICK["epochs"]
+        args.sweep_lengths = args.sweep_lengths or QUICK["sweep_lengths"]
+        args.sweep_sample_steps = QUICK["sweep_sample_steps"]
+        args.skip_breakdown = True
+    args.sweep_lengths = args.sweep_lengths or list(SWEEP_LENGTHS)
     if args.epochs is None:
         unknown = set(args.batch_sizes) - set(EPOCHS_BY_BATCH_SIZE)
         if unknown:
@@ -369,88 +367,56 @@ def parse_args():
                 f"no default epochs for batch sizes {sorted(unknown)}; "
                 "pass --epochs"
             )
-    for flag, epochs in [
-        ("--epochs", args.epochs),
-        ("--sweep-epochs", args.sweep_epochs),
-    ]:
-        if epochs is not None and epochs < 2:
-            parser.error(
-                f"{flag} must be at least 2: the first epoch is the warm-up "
-                f"and is not timed. Received: {flag} {epochs}"
-            )
-    if args.skip_speed and args.skip_sweep:
-        parser.error("--skip-speed and --skip-sweep leave nothing to run")
-    if args.steps_per_execution < 1:
-        parser.error(
-            "--steps-per-execution must be at least 1. Received: "
-            f"{args.steps_per_execution}"
-        )
-    if args.tf_intra_op_threads is not None and args.tf_intra_op_threads < 1:
-        parser.error(
-            "--tf-intra-op-threads must be at least 1. Received: "
-            f"{args.tf_intra_op_threads}"
-        )
-    if args.repeats < 1:
-        parser.error(f"--repeats must be at least 1. Received: {args.repeats}")
+    if args.skip_speed and args.skip_sweep and args.skip_breakdown:
+        parser.error("the --skip-* options leave nothing to run")
     if not args.skip_sweep and len(set(args.sweep_lengths)) < 2:
         parser.error(
             "--sweep-lengths needs at least 2 lengths to fit an exponent. "
             f"Received: {args.sweep_lengths}"
         )
-    check_peer(parser, args)
     return args
 
 
-def backend_flags(backend, args):
-    """The options of `attention_decoder.py` that `args` ask of `backend`."""
-    # Keras' torch trainer raises for more than one step per execution.
-    steps_per_execution = 1 if backend == "torch" else args.steps_per_execution
-    flags = ["--jit-compile", args.jit_compile]
-    flags += ["--steps-per-execution", str(steps_per_execution)]
-    return flags + (["--unroll"] if args.unroll else [])
-
-
 def run_speed(args):
-    """The peer and each backend at each batch size, `--repeats` rounds of
-    them in turn: a list of `(batch_size, peer_result, backend_results)`,
-    each result the median one of its runs (see `median_run`)."""
+    """Every runner at each batch size, `--repeats` rounds of them in turn:
+    a list of `(batch_size, runs)`, the reference's run first, each the
+    median one of its rounds (see `median_run`)."""
     results = []
     for batch_size in args.batch_sizes:
         epochs = args.epochs or EPOCHS_BY_BATCH_SIZE[batch_size]
         flags = ["--batch-size", str(batch_size), "--epochs", str(epochs)]
-        peers, backend_runs = [], {backend: [] for backend in args.backends}
+        runs = {runner: [] for runner in [REFERENCE_RUNNER, *args.backends]}
         for _ in range(args.repeats):
-            peers.append(run_peer(args.peer, batch_size, epochs))
-            progress(f"peer, batch {batch_size}: {json.dumps(peers[-1])}")
-            for backend, runs in backend_runs.items():
-                runs.append(run_backend(backend, flags, args))
+            for runner, rounds in runs.items():
+                rounds.append(run_runner(runner, flags, args))
                 progress(
-                    f"{backend}, batch {batch_size}: {json.dumps(runs[-1])}"
+                    f"{runner}, batch {batch_size}: {json.dumps(rounds[-1])}"
                 )
+        references = runs[REFERENCE_RUNNER]
         results.append(
             (
                 batch_size,
-                median_run(peers, peers),
-                [median_run(runs, peers) for runs in backend_runs.values()],
+                [median_run(rounds, references) for rounds in runs.values()],
             )
         )
     return results
 
 
-def median_run(runs, peers):
+def median_run(runs, references):
     """The run of median training speed among `runs` (one per round), with
-    `"ratios_to_peer"`: each round's speed over that round's peer's.
+    `"ratios_to_reference"`: each round's speed over that round's
+    reference's.
 
-    Rounds, not one run each, because this machine's speed drifts by up to
-    a third over minutes: a ratio of two runs minutes apart can be off by
-    as much, where the median of paired ratios holds.
+    Rounds, not one run each, because a machine's speed can drift by a
+    large fraction over minutes: a ratio of two runs minutes apart can be
+    off by as much, where the median of paired ratios holds.
     """
     ratios = [
-        run["train_samples_per_second"] / peer["train_samples_per_second"]
-        for run, peer in zip(runs, peers)
+        run["train_samples_per_second"] / reference["train_samples_per_second"]
+        for run, reference in zip(runs, references)
     ]
     middle = middle_run(runs, key=lambda run: run["train_samples_per_second"])
-    return {**middle, "ratios_to_peer": ratios}
+    return {**middle, "ratios_to_reference": ratios}
 
 
 def middle_run(runs, key):
@@ -460,15 +426,15 @@ def middle_run(runs, key):
 
 
 def run_sweep(args):
-    """Training only, at each length: `{runner: [result per length]}`, the
-    peer first, then the backends.
+    """Training only, at each length: a list, per runner (the reference
+    first), of its result at each length.
 
     `--repeats` rounds; in each, every length in turn and at each length
     every runner in turn, so that the runners compared at one length share
     the machine's state of the moment. Each result is the runner's median
     run at that length.
     """
-    runners = [PEER_NAME, *args.backends]
+    runners = [REFERENCE_RUNNER, *args.backends]
     runs = {
         (runner, length): []
         for runner in runners
@@ -476,113 +442,148 @@ def run_sweep(args):
     }
     for _ in range(args.repeats):
         for length in args.sweep_lengths:
+            samples = sweep_train_samples(
+                length, args.sweep_batch_size, args.sweep_sample_steps
+            )
+            flags = [
+                "--length",
+                str(length),
+                "--train-samples",
+                str(samples),
+                "--batch-size",
+                str(args.sweep_batch_size),
+                "--epochs",
+                str(args.sweep_epochs),
+                "--train-only",
+            ]
             for runner in runners:
-                result = run_at_length(runner, length, args)
+                result = run_runner(runner, flags, args)
                 runs[runner, length].append(result)
                 progress(f"{runner}, T={length}: {json.dumps(result)}")
-    return {
-        runner: [
+    return [
+        [
             middle_run(runs[runner, length], key=seconds_per_sample)
             for length in args.sweep_lengths
         ]
         for runner in runners
-    }
-
-
-def run_at_length(runner, length, args):
-    """One timed training run of the peer or a backend at `length`."""
-    samples = sweep_train_samples(length, args.sweep_batch_size)
-    flags = [
-        "--length",
-        str(length),
-        "--train-samples",
-        str(samples),
-        "--batch-size",
-        str(args.sweep_batch_size),
-        "--epochs",
-        str(args.sweep_epochs),
     ]
-    if runner != PEER_NAME:
-        return run_backend(runner, [*flags, "--train-only"], args)
-    command = [sys.executable, str(PEER_AT_LENGTH), *flags]
-    command += ["--threads", str(cores()), "--peer", str(args.peer)]
-    result, _ = run_json(command)
-    return result
+
+
+def speed_text(args, results, numpy_flops):
+    """The speed table, the GEMM bound it is measured against (the fastest
+    matmul seen: NumPy's or any run's) and the fastest backend's share of
+    it, as markdown."""
+    matmul_flops = {"NumPy": numpy_flops}
+    for run in (run for _, runs in results for run in runs):
+        name = "torch" if run["backend"] == REFERENCE_RUNNER else run["backend"]
+        matmul_flops[name] = max(
+            matmul_flops.get(name, 0), run["matmul_gflops"] * 1e9
+        )
+    bound_source = max(matmul_flops, key=matmul_flops.get)
+    bound_flops = matmul_flops[bound_source]
+    flop = results[0][1][0]["flop_per_training_sample"]
+    lines = [
+        speed_table(results, bound_flops),
+        "",
+        f"GEMM bound: {bound_flops / 1e9:.1f} GFLOP/s (the best "
+        f"{MATMUL_SIZE}x{MATMUL_SIZE} float32 matmul, {bound_source}'s) / "
+        f"{flop / 1e6:.2f} MFLOP per training sample = "
+        f"{bound_flops / flop:,.0f} samples/s. Training samples/s are "
+        "timed after the first (warm-up) epoch, on "
+        f"{available_cores()} cores for every runner.",
+    ]
+    if args.repeats > 1:
+        lines.append(
+            f"Each row is the run of median training speed among "
+            f"{args.repeats}, the runners taking turns; the ratio to the "
+            "reference is the median of each turn's (their range in "
+            "brackets)."
+        )
+    batch_size, runs = max(results, key=lambda result: result[0])
+    backends = [run for run in runs if run["backend"] != REFERENCE_RUNNER]
+    if backends:
+        fastest = max(backends, key=lambda run: run["train_samples_per_second"])
+        share = fastest["train_samples_per_second"] * flop / bound_flops
+        lines.append(
+            f"Fastest backend at batch {batch_size}: {runner_name(fastest)}, "
+            f"{share:.1%} of the GEMM bound."
+        )
+    return "\n".join(lines)
+
+
+def sweep_text(args, sweep):
+    """The length sweep's table and how to read it, as markdown."""
+    lines = [
+        f"Training only, batch {args.sweep_batch_size}, "
+        f"{args.sweep_epochs - 1} timed epoch(s) after a warm-up epoch, "
+        "each of about the same number of sample steps.",
+        "",
+        sweep_table(args.sweep_lengths, sweep),
+        "",
+        "Exponent k: the least-squares slope of log(time per sample) "
+        "against log(T); k <= 1 is at most linear growth.",
+    ]
+    if args.repeats > 1:
+        lines.append(
+            f"Each time is the median of {args.repeats} runs, the runners "
+            "taking turns at each length."
+        )
+    return "\n".join(lines)
+
+
+def run_step_breakdown(args):
+    """`step_breakdown.py` with its own defaults, writing its section."""
+    command = [sys.executable, str(STEP_BREAKDOWN)]
+    if args.page != PAGE:
+        command += ["--page", str(args.page)]
+    if args.backends != list(BACKENDS):
+        command += ["--backends", *args.backends]
+    progress(f"Step breakdown: {shown(STEP_BREAKDOWN)} {' '.join(command[2:])}")
+    subprocess.run(command, check=True)
 
 
 def main():
     args = parse_args()
+    quick_note = (
+        "A quick run (`--quick`): a check that the benchmarks run, with "
+        "too few epochs and samples for figures to compare; `make bench` "
+        "measures the sections above."
+    )
+    parts = []
     if not args.skip_speed:
         numpy_flops = numpy_matmul_flops_per_second()
         progress(f"NumPy float32 matmul: {numpy_flops / 1e9:.1f} GFLOP/s")
-        results = run_speed(args)
-    sweep = {} if args.skip_sweep else run_sweep(args)
-    backend_sweep = {
-        runner: runs for runner, runs in sweep.items() if runner != PEER_NAME
-    }
-    if not args.skip_speed:
-        print_speed(args, results, backend_sweep, numpy_flops)
-    if sweep:
-        flop_by_length = {
-            run["length"]: run["flop_per_training_sample"]
-            for runs in backend_sweep.values()
-            for run in runs
-        }
-        print(
-            f"\n## Length sweep: training, batch {args.sweep_batch_size}, "
-            f"timed epochs: {args.sweep_epochs - 1}\n"
-        )
-        print(sweep_table(args.sweep_lengths, sweep, flop_by_length))
-        print(
-            "\nexponent k: least-squares slope of log(time per sample) "
-            "against log(T); k <= 1 is at most linear growth."
-        )
-        if args.repeats > 1:
-            print(
-                f"Each time is the median of {args.repeats} runs, the "
-                "runners taking turns at each length."
+        text = speed_text(args, run_speed(args), numpy_flops)
+        parts.append(("Training and inference", text))
+        print(f"\n## Training and inference\n\n{text}", flush=True)
+        if not args.quick:
+            write_section(
+                "speed",
+                f"{record(__file__)}\n\n{text}",
+                args.page,
+                title="Speed",
             )
-
-
-def print_speed(args, results, backend_sweep, numpy_flops):
-    """The speed table, the GEMM bound it is measured against (the fastest
-    matmul seen: NumPy's or any backend run's) and the fastest backend's
-    share of it."""
-    matmul_flops = {"NumPy": numpy_flops}
-    backend_runs = [run for _, _, runs in results for run in runs]
-    backend_runs += [run for runs in backend_sweep.values() for run in runs]
-    for run in backend_runs:
-        matmul_flops[run["backend"]] = max(
-            matmul_flops.get(run["backend"], 0), run["matmul_gflops"] * 1e9
+    if not args.skip_sweep:
+        text = sweep_text(args, run_sweep(args))
+        parts.append(("Length sweep", text))
+        print(f"\n## Length sweep\n\n{text}", flush=True)
+        if not args.quick:
+            write_section(
+                "length-sweep",
+                f"{record(__file__)}\n\n{text}",
+                args.page,
+                title="Sequence length",
+            )
+    if args.quick:
+        body = "\n\n".join(f"### {title}\n\n{text}" for title, text in parts)
+        write_section(
+            "quick",
+            f"{record(__file__, quick_note)}\n\n{body}",
+            args.page,
+            title="Quick run",
         )
-    bound_source = max(matmul_flops, key=matmul_flops.get)
-    bound_flops = matmul_flops[bound_source]
-
-    print(f"\n## Training and inference, {cores()} cores\n")
-    print(speed_table(results, bound_flops))
-    flop = results[0][2][0]["flop_per_training_sample"]
-    print(
-        f"\nGEMM bound: {bound_flops / 1e9:.1f} GFLOP/s (the best "
-        f"{MATMUL_SIZE}x{MATMUL_SIZE} float32 matmul, {bound_source}'s) / "
-        f"{flop / 1e6:.2f} MFLOP per training sample = "
-        f"{bound_flops / flop:,.0f} samples/s. Training samples/s are "
-        "timed after the first (warm-up) epoch for the backends, over all "
-        "epochs for the peer (eager, nothing to compile)."
-    )
-    if args.repeats > 1:
-        print(
-            f"Each row is the run of median training speed among "
-            f"{args.repeats}, the peer and the backends taking turns; the "
-            "ratio to the peer is the median of each turn's (their range "
-            "in brackets)."
-        )
-    batch_size, _, runs = max(results, key=lambda result: result[0])
-    fastest = max(runs, key=lambda run: run["train_samples_per_second"])
-    print(
-        f"Fastest backend at batch {batch_size}: {fastest['backend']}, "
-        f"{fastest['train_samples_per_second'] * flop / bound_flops:.1%} of "
-        "the GEMM bound."
-    )
+    if not args.skip_breakdown:
+        run_step_breakdown(args)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,9 @@
-"""Where a training step's time goes, on each backend and in the peer.
+"""Where a training step's time goes, on each backend and in the reference.
 
 What: at batch sizes 16 and 128, times one training step (milliseconds per
 batch) of four models, each trained the same way on TensorFlow, JAX and
-PyTorch through Keras' `fit`, and in the PyTorch peer
-(`torch_attention_peer.py` in the shared `peers/` folder) with the peer's
-own modules and training loop:
+PyTorch through Keras' `fit`, and in eager PyTorch with the modules and
+training loop of the reference (`torch_reference.py`):
 
 - `whole`: the tutorial's model, the LSTM(150) encoder then the attention
   decoder, on the copy-first task;
@@ -16,27 +15,29 @@ own modules and training loop:
 
 The encoder's and the decoder's shares are their model's step less the
 floor's. The floor and the two shares add up to about the whole step; the
-table prints the sum beside it.
+table shows the sum beside it. The whole step is a little more, since only
+there does the decoder's backward pass go on into the encoder.
 
-Why: issue 8 asks, where a backend trains slower than the peer, by how much
-and why. The same four models in both show which part of the step makes
-the difference: the training loop, the encoder, or our decoder.
+Why: where a backend trains slower than the reference, the same four
+models in both show which part of the step makes the difference: the
+training loop, the encoder, or our decoder.
 
-How to run, from the repository root, on an otherwise idle machine (about
-four minutes):
+How to run, from the repository root, on an otherwise idle machine (a few
+minutes; `make bench` runs it after the speed table and the length sweep):
 
     .venv/bin/python benchmarks/step_breakdown.py
     .venv/bin/python benchmarks/step_breakdown.py --backends torch \\
         --batch-sizes 16 --rounds 3                          # quick check
 
-Each runner (the peer, or one Keras backend) runs in its own process. There
-each model trains one warm-up epoch (tracing and compiling), then
+It writes its table to the `step-breakdown` section of
+`docs/benchmarks.md` (`--page` for another file) and prints it.
+
+Each runner (the reference, or one Keras backend) runs in its own process.
+There each model trains one warm-up epoch (tracing and compiling), then
 `--rounds` rounds of one epoch of each model in turn, so that the machine's
 drift over minutes touches the four alike. A model's time is its median
 round's, per batch. The Keras backends run with `fit`'s defaults: XLA on
 JAX, a `tf.function` without XLA on a CPU-only TensorFlow, eager on torch.
-Each epoch of the peer is one call of its training loop, which makes a new
-Adam optimizer each time, a small cost beside 100 batches.
 """
 
 import argparse
@@ -48,20 +49,29 @@ import sys
 import time
 
 import numpy as np
-from run_all import PEER_NAME
+from _copy_task import ADAM_EPSILON
+from _copy_task import CARDINALITY
+from _copy_task import LEARNING_RATE
+from _copy_task import TUTORIAL_LENGTH
+from _copy_task import UNITS
+from _copy_task import copy_task
+from _page import markdown_table
+from _page import record
+from _page import write_section
+from _processes import available_cores
+from _processes import progress
+from _processes import run_json
+from run_all import REFERENCE_NAME
+from run_all import REFERENCE_RUNNER
 from run_all import add_runner_arguments
-from run_all import check_peer
-from run_all import cores
-from run_all import load_peer
-from run_all import markdown_table
-from run_all import progress
-from run_all import run_json
+from run_all import positive
 
 BATCH_SIZES = (16, 128)
 # Per epoch, at every batch size: enough that `fit`'s own start-up (some
 # milliseconds per call) is small beside the epoch.
 BATCHES_PER_EPOCH = 100
 ROUNDS = 5
+MODELS = ("whole", "floor", "encoder", "decoder")
 
 
 def median_ms_per_step(epochs, batches, rounds):
@@ -84,36 +94,38 @@ def median_ms_per_step(epochs, batches, rounds):
     }
 
 
+def random_memory(n_samples, seed):
+    """What the decoder alone reads: `(n_samples, T, UNITS)` float32."""
+    return np.random.default_rng(seed).standard_normal(
+        (n_samples, TUTORIAL_LENGTH, UNITS), "float32"
+    )
+
+
 def keras_epochs(batch_size, batches, seed):
     """The four models on the current Keras backend, compiled with Adam:
     `{model: function training one epoch}`."""
     # Imported here, in the backend's own process: the driver and the
-    # peer's process never load Keras.
+    # reference's process never load Keras.
     import attention_decoder as benchmark
     import keras
 
     import keras_seqext
 
-    length, classes, units = (
-        benchmark.TUTORIAL_LENGTH,
-        benchmark.CARDINALITY,
-        benchmark.UNITS,
-    )
     benchmark.seed_weights_and_shuffling(seed)
-    x, y = benchmark.copy_first(batch_size * batches, length, seed)
-    memory = np.random.default_rng(seed).standard_normal(
-        (len(x), length, units), "float32"
+    x, y = benchmark.copy_task_one_hot(
+        batch_size * batches, TUTORIAL_LENGTH, seed
     )
+    memory = random_memory(len(x), seed)
     # The targets' one-hot classes, widened to the encoder's 150 states.
-    y_as_states = np.pad(y, [(0, 0), (0, 0), (0, units - classes)])
+    y_as_states = np.pad(y, [(0, 0), (0, 0), (0, UNITS - CARDINALITY)])
     layers = keras.layers
     cases = {
-        "whole": (benchmark.seed_model(length), x, y),
+        "whole": (benchmark.seed_model(TUTORIAL_LENGTH), x, y),
         "floor": (
             keras.Sequential(
                 [
-                    keras.Input((length, classes)),
-                    layers.Dense(classes, activation="softmax"),
+                    keras.Input((TUTORIAL_LENGTH, CARDINALITY)),
+                    layers.Dense(CARDINALITY, activation="softmax"),
                 ]
             ),
             x,
@@ -122,8 +134,8 @@ def keras_epochs(batch_size, batches, seed):
         "encoder": (
             keras.Sequential(
                 [
-                    keras.Input((length, classes)),
-                    layers.LSTM(units, return_sequences=True),
+                    keras.Input((TUTORIAL_LENGTH, CARDINALITY)),
+                    layers.LSTM(UNITS, return_sequences=True),
                 ]
             ),
             x,
@@ -132,8 +144,8 @@ def keras_epochs(batch_size, batches, seed):
         "decoder": (
             keras.Sequential(
                 [
-                    keras.Input((length, units)),
-                    keras_seqext.AttentionDecoder(units, classes),
+                    keras.Input((TUTORIAL_LENGTH, UNITS)),
+                    keras_seqext.AttentionDecoder(UNITS, CARDINALITY),
                 ]
             ),
             memory,
@@ -141,72 +153,77 @@ def keras_epochs(batch_size, batches, seed):
         ),
     }
     epochs = {}
-    for name, (model, inputs, targets) in cases.items():
+    for name, (model, features, targets) in cases.items():
         model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=1e-3),
+            optimizer=keras.optimizers.Adam(
+                learning_rate=LEARNING_RATE, epsilon=ADAM_EPSILON
+            ),
             loss=keras.losses.CategoricalCrossentropy(
                 # The LSTM's states are logits; the others end in softmax.
                 from_logits=name == "encoder"
             ),
         )
         epochs[name] = functools.partial(
-            model.fit, inputs, targets, batch_size=batch_size, verbose=0
+            model.fit, features, targets, batch_size=batch_size, verbose=0
         )
     return epochs
 
 
-def peer_epochs(peer_path, batch_size, batches, seed):
-    """The four models in the peer's PyTorch, trained by its own loop:
+def reference_epochs(batch_size, batches, seed):
+    """The four models in the reference's PyTorch, trained by its loop:
     `{model: function training one epoch}`."""
     import torch
+    import torch_reference as reference
 
-    peer = load_peer(peer_path)
-    # As run_all.py runs the peer: on as many threads as the backends use.
-    torch.set_num_threads(cores())
+    # As run_all.py runs the reference: on as many threads as the backends.
+    torch.set_num_threads(available_cores())
     torch.manual_seed(seed)
-    length, classes, units = peer.STEPS_IN, peer.CARDINALITY, peer.UNITS
-    x, y = peer.copy_first(batch_size * batches, seed)
-    memory = torch.randn(len(x), length, units)
+    generator = torch.Generator().manual_seed(seed)
+    x, classes = (
+        torch.from_numpy(array)
+        for array in copy_task(batch_size * batches, TUTORIAL_LENGTH, seed)
+    )
+    memory = torch.from_numpy(random_memory(len(x), seed))
 
     class LSTMStates(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.lstm = torch.nn.LSTM(classes, units, batch_first=True)
+            self.lstm = reference.keras_like_lstm(CARDINALITY, UNITS)
 
         def forward(self, inputs):
             return self.lstm(inputs)[0]
 
     cases = {
-        "whole": (peer.AttentionModel(), x),
-        "floor": (torch.nn.Linear(classes, classes), x),
+        "whole": (reference.ReferenceModel(), x),
+        "floor": (torch.nn.Linear(CARDINALITY, CARDINALITY), x),
         "encoder": (LSTMStates(), x),
-        "decoder": (peer.AttentionDecoder(units, units, classes), memory),
+        "decoder": (
+            reference.AttentionDecoder(UNITS, UNITS, CARDINALITY),
+            memory,
+        ),
     }
     return {
         name: functools.partial(
-            peer.train,
+            reference.train_epoch,
             model,
-            inputs,
-            y,
-            batch_size=batch_size,
-            epochs=1,
-            seed=seed,
-            verbose=False,
+            reference.adam(model),
+            features,
+            classes,
+            batch_size,
+            generator,
         )
-        for name, (model, inputs) in cases.items()
+        for name, (model, features) in cases.items()
     }
 
 
 def run_runner(runner, args, batch_size):
-    """`runner` ("peer" or a backend) at `batch_size`, in its own process:
-    `{model: milliseconds per batch}`."""
+    """`runner` (the reference or a backend) at `batch_size`, in its own
+    process: `{model: milliseconds per batch}`."""
     command = [
         sys.executable,
         __file__,
         "--runner",
         runner,
-        "--peer",
-        str(args.peer),
         "--batch-sizes",
         str(batch_size),
         "--batches",
@@ -216,9 +233,10 @@ def run_runner(runner, args, batch_size):
         "--seed",
         str(args.seed),
     ]
-    env = None if runner == "peer" else dict(os.environ, KERAS_BACKEND=runner)
-    result, _ = run_json(command, env)
-    return result
+    env = None
+    if runner != REFERENCE_RUNNER:
+        env = dict(os.environ, KERAS_BACKEND=runner)
+    return run_json(command, env)
 
 
 def breakdown_table(results):
@@ -231,7 +249,7 @@ def breakdown_table(results):
         )
         rows.append(
             [
-                PEER_NAME if runner == "peer" else runner,
+                REFERENCE_NAME if runner == REFERENCE_RUNNER else runner,
                 str(batch_size),
                 f"{ms['whole']:.2f}",
                 f"{ms['floor']:.2f}",
@@ -257,50 +275,56 @@ def parse_args():
     add_runner_arguments(parser, BATCH_SIZES)
     parser.add_argument(
         "--batches",
-        type=int,
+        type=positive,
         default=BATCHES_PER_EPOCH,
         help="batches per epoch",
     )
     parser.add_argument(
         "--rounds",
-        type=int,
+        type=positive,
         default=ROUNDS,
         help="timed epochs of each model, in turn, after the warm-up",
     )
     parser.add_argument("--seed", type=int, default=0)
     # Internal: one runner at one batch size, printing its JSON.
     parser.add_argument("--runner", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    for flag, value in [("--batches", args.batches), ("--rounds", args.rounds)]:
-        if value < 1:
-            parser.error(f"{flag} must be at least 1. Received: {value}")
-    check_peer(parser, args)
-    return args
+    return parser.parse_args()
 
 
 def main():
     args = parse_args()
     if args.runner:
         (batch_size,) = args.batch_sizes
-        if args.runner == "peer":
-            epochs = peer_epochs(args.peer, batch_size, args.batches, args.seed)
+        if args.runner == REFERENCE_RUNNER:
+            epochs = reference_epochs(batch_size, args.batches, args.seed)
         else:
             epochs = keras_epochs(batch_size, args.batches, args.seed)
         print(json.dumps(median_ms_per_step(epochs, args.batches, args.rounds)))
         return
     results = []
     for batch_size in args.batch_sizes:
-        for runner in ["peer", *args.backends]:
+        for runner in [REFERENCE_RUNNER, *args.backends]:
             results.append(
                 (batch_size, runner, run_runner(runner, args, batch_size))
             )
             progress(f"{runner}, batch {batch_size}: {results[-1][2]}")
-    print(f"\n## Milliseconds per training step, {cores()} cores\n")
-    print(breakdown_table(results))
-    print(
-        f"\nEach time is the median of {args.rounds} epochs of "
-        f"{args.batches} batches, per batch. The shares are the encoder's "
-        "and the decoder's model step less the floor's."
+    text = "\n".join(
+        [
+            f"Milliseconds per training step, on {available_cores()} cores.",
+            "",
+            breakdown_table(results),
+            "",
+            f"Each time is the median of {args.rounds} epoch(s) of "
+            f"{args.batches} batches, per batch, the four models taking "
+            "turns. A share is its model's step less the floor's.",
+        ]
+    )
+    print(f"\n## Where the time goes\n\n{text}")
+    write_section(
+        "step-breakdown",
+        f"{record(__file__)}\n\n{text}",
+        args.page,
+        title="Where the time goes",
     )
 
 
