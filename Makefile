@@ -18,7 +18,7 @@ $(VENV)/.installed-demo-%: pyproject.toml constraints-test.txt | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml constraints-test.txt | $(BIN)/python
-	$(PIP_INSTALL) -e ".[dev,docs,examples,tensorflow,jax,torch]"
+	$(PIP_INSTALL) -e ".[dev,docs,examples,export,tensorflow,jax,torch]"
 	touch $@
 
 demo: $(VENV)/.installed-demo-$(BACKEND)

@@ -2,6 +2,8 @@
 too: their names and their checks, shared by both so that an error names
 the class the user made."""
 
+import math
+
 import keras
 
 from keras_seqext._validation import check_choice
@@ -39,6 +41,10 @@ CELL_ARGUMENTS = (
     "bias_constraint",
     "embeddings_constraint",
 )
+
+# The most numbers one weight may hold: past it some backends' kernels
+# index out of range, and the allocation itself is a mistake.
+MAX_WEIGHT_ELEMENTS = 2**31 - 1
 
 # The weights' kinds, each with an initializer, regularizer and constraint.
 WEIGHT_KINDS = ("kernel", "recurrent", "bias", "embeddings")
@@ -94,3 +100,20 @@ def check_cell_arguments(owner, **arguments):
             name = f"{kind}_{role}"
             checked[name] = get_weight_argument(owner, name, arguments[name])
     return checked
+
+
+def check_weight_sizes(owner, cell, shapes, memory_shape):
+    """Raises, naming `owner`, if a weight of `shapes` (each name's kind
+    and shape, as the cell makes them) would hold more than
+    `MAX_WEIGHT_ELEMENTS` numbers: before any allocation."""
+    for name, (_, shape) in shapes.items():
+        elements = math.prod(shape)
+        if elements > MAX_WEIGHT_ELEMENTS:
+            raise ValueError(
+                f"Invalid arguments for {owner}: its `{name}` would be "
+                f"{shape}, {elements:,} numbers, more than the "
+                f"{MAX_WEIGHT_ELEMENTS:,} one weight may hold. Received: "
+                f"units={cell.units}, output_dim={cell.output_dim}, "
+                f"embedding_dim={cell.embedding_dim}, memory of "
+                f"{memory_shape[-1]} features"
+            )

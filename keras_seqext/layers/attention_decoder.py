@@ -1,12 +1,8 @@
 """The Bahdanau attention decoder: `AttentionDecoder`, an RNN over
 `AttentionDecoderCell`."""
 
-import math
-
 import keras
-from keras import ops
 
-from keras_seqext._replicas import replica_context
 from keras_seqext._validation import check_bool
 from keras_seqext._validation import check_positive_int
 from keras_seqext._validation import check_probability
@@ -19,7 +15,14 @@ from keras_seqext.layers._decoder_inputs import check_decoder_shapes
 from keras_seqext.layers._decoder_inputs import check_targets_dtype
 from keras_seqext.layers._decoder_inputs import shapes_of
 from keras_seqext.layers._deferred_kernel_gradients import decoder_loop
+from keras_seqext.layers._teacher_forcing import loadable_probability
+from keras_seqext.layers._teacher_forcing import teacher_forcing_inputs
 from keras_seqext.layers.attention_decoder_cell import AttentionDecoderCell
+
+# On TensorFlow, at inference, a loop of at most this many steps is
+# unrolled (see `AttentionDecoder.unroll`); a longer one would make a large
+# graph, slow to trace.
+MAX_UNROLLED_STEPS = 100
 
 
 @keras.saving.register_keras_serializable(package="keras_seqext")
@@ -379,11 +382,12 @@ class AttentionDecoder(keras.layers.RNN):
         if initial_state is not None:
             initial_state = keras.tree.flatten(initial_state)[0]
         states = self.cell.initial_state(encoder_sequence, mask, initial_state)
-        step_inputs = self._step_inputs(
-            encoder_sequence, targets if training else None
+        step_inputs = teacher_forcing_inputs(
+            self, encoder_sequence, targets if training else None
         )
         with self.cell._stepping(
-            self.cell.attention_memory(encoder_sequence, mask)
+            self.cell.attention_memory(encoder_sequence, mask),
+            unrolled=_unrolls_at_inference(step_inputs.shape[1], training),
         ):
             result = super().call(
                 step_inputs, initial_state=states, training=training
@@ -407,13 +411,19 @@ class AttentionDecoder(keras.layers.RNN):
 
     @property
     def unroll(self):
-        """Whether the loop is unrolled: as given, and always on torch.
+        """Whether the loop is unrolled: as given; always on torch; and on
+        TensorFlow at inference for up to `MAX_UNROLLED_STEPS` steps.
 
         Both of Keras' torch loops run each step from Python, so unrolling
         costs nothing there, while the rolled loop runs its first step an
-        extra time to learn the output's shape.
+        extra time to learn the output's shape. TensorFlow's symbolic loop
+        keeps its outputs in TensorLists, which LiteRT and OpenVINO convert
+        only through TensorFlow's own operations: unrolled, an exported
+        model runs on their builtin ones.
         """
-        return self._unroll or keras.backend.backend() == "torch"
+        context = self.cell._step_context
+        unrolled = context is not None and context.unrolled
+        return self._unroll or unrolled or keras.backend.backend() == "torch"
 
     @unroll.setter
     def unroll(self, value):
@@ -466,54 +476,6 @@ class AttentionDecoder(keras.layers.RNN):
         # Every output step is decoded, whatever the memory's mask.
         return None
 
-    def _step_inputs(self, sequences, targets):
-        """The inputs of the decoding loop, `(batch, T_out, feed_dim + 1)`.
-
-        Step t's input is the fed-back form of `targets[:, t-1]` (the
-        targets themselves, or in token mode their embeddings, looked up
-        here once per sequence), `y_0` at t = 0, and a last column that is
-        1 where that target is fed instead of the decoder's own previous
-        output. The coins are drawn here, before the loop, because random
-        ops cannot run inside a JAX recurrence step. Without targets every
-        step feeds back its own output, and the inputs are
-        `(batch, T_out, 0)`: only the loop's length.
-        """
-        batch_size, input_length = ops.shape(sequences)[:2]
-        output_length = self.output_length or input_length
-        dtype = sequences.dtype
-        if targets is None:
-            return ops.zeros((batch_size, output_length, 0), dtype)
-        if self.embedding_dim is None:
-            teacher = ops.cast(targets, dtype)
-        else:
-            teacher = self.cell.feed_of_tokens(targets, dtype)
-        start = ops.expand_dims(self.cell.start_feed(batch_size, dtype), 1)
-        previous = ops.concatenate([start, teacher[:, :-1]], axis=1)
-        draws = self._draw_coins(batch_size, output_length)
-        probability = _usable_probability(self.teacher_forcing_probability)
-        use_targets = ops.cast(draws < probability, dtype)
-        return ops.concatenate([previous, use_targets], axis=-1)
-
-    def _draw_coins(self, batch_size, output_length):
-        """Uniform draws for the teacher-forcing coins, `(batch, T_out, 1)`.
-
-        Under a `tf.distribute` strategy every replica holds a share of the
-        global batch and the same seed state, so drawing for its own rows
-        would give every replica the same coins. Each draws for the whole
-        global batch and keeps the rows of its share instead: the coins one
-        device would draw, when the strategy splits the batch into equal,
-        consecutive shares, as `MirroredStrategy` does with whole batches.
-        """
-        context = replica_context()
-        replicas = 1 if context is None else context.num_replicas_in_sync
-        draws = keras.random.uniform(
-            (batch_size * replicas, output_length, 1), seed=self.seed_generator
-        )
-        if context is None:
-            return draws
-        start = context.replica_id_in_sync_group * batch_size
-        return ops.slice(draws, (start, 0, 0), (batch_size, output_length, 1))
-
     def _select_outputs(self, outputs, weights, last_state):
         """Arranges outputs, weights and state as the arguments ask."""
         if self.return_probabilities:
@@ -535,7 +497,7 @@ class AttentionDecoder(keras.layers.RNN):
             return_probabilities=self.return_probabilities,
             # Of the variable, not its `.value`: in a `tf.distribute` scope
             # that is a MirroredVariable, which NumPy cannot convert.
-            teacher_forcing_probability=_loadable_probability(
+            teacher_forcing_probability=loadable_probability(
                 float(self.teacher_forcing_probability.numpy())
             ),
             seed=self.seed,
@@ -572,17 +534,12 @@ for _name in CELL_ARGUMENTS:
     setattr(AttentionDecoder, _name, _cell_argument(_name))
 
 
-def _usable_probability(probability):
-    """The teacher-forcing probability as the step uses it: clipped to
-    [0, 1], NaN as 0 (no draw is below NaN either)."""
-    probability = ops.convert_to_tensor(probability)
-    clipped = ops.clip(probability, 0.0, 1.0)
-    return ops.where(ops.isnan(probability), 0.0, clipped)
-
-
-def _loadable_probability(probability):
-    """The teacher-forcing probability as a saved config holds it: the
-    value the step uses, which the constructor accepts."""
-    if math.isnan(probability):
-        return 0.0
-    return min(max(probability, 0.0), 1.0)
+def _unrolls_at_inference(steps, training):
+    """Whether the loop is unrolled at inference: on TensorFlow, for a
+    number of steps known when traced and at most `MAX_UNROLLED_STEPS`."""
+    return (
+        keras.backend.backend() == "tensorflow"
+        and not training
+        and isinstance(steps, int)
+        and steps <= MAX_UNROLLED_STEPS
+    )

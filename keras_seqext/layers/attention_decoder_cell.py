@@ -1,7 +1,6 @@
 """The step of the Bahdanau attention decoder: `AttentionDecoderCell`."""
 
 import contextlib
-import math
 
 import keras
 from keras import ops
@@ -13,16 +12,15 @@ from keras_seqext._weight_arguments import weight_arguments_config
 from keras_seqext.layers._decoder_arguments import CELL_ARGUMENTS
 from keras_seqext.layers._decoder_arguments import WEIGHT_KINDS
 from keras_seqext.layers._decoder_arguments import check_cell_arguments
+from keras_seqext.layers._decoder_arguments import check_weight_sizes
+from keras_seqext.layers._portable_ops import first_max_index
+from keras_seqext.layers._portable_ops import one_hot
 from keras_seqext.layers.attention_scores import additive_scores
 from keras_seqext.layers.attention_scores import context_vectors
 from keras_seqext.layers.attention_scores import dot_scores
 from keras_seqext.layers.attention_scores import location_scores
 from keras_seqext.layers.attention_scores import masked_softmax
 from keras_seqext.layers.attention_scores import zero_masked
-
-# The most numbers one weight may hold: past it some backends' kernels
-# index out of range, and the allocation itself is a mistake.
-MAX_WEIGHT_ELEMENTS = 2**31 - 1
 
 
 @keras.saving.register_keras_serializable(package="keras_seqext")
@@ -211,17 +209,7 @@ class AttentionDecoderCell(keras.layers.Layer):
         shapes = self._weight_shapes(
             owner, memory_shape, computes_initial_state
         )
-        for name, (_, shape) in shapes.items():
-            elements = math.prod(shape)
-            if elements > MAX_WEIGHT_ELEMENTS:
-                raise ValueError(
-                    f"Invalid arguments for {owner}: its `{name}` would be "
-                    f"{shape}, {elements:,} numbers, more than the "
-                    f"{MAX_WEIGHT_ELEMENTS:,} one weight may hold. Received: "
-                    f"units={self.units}, output_dim={self.output_dim}, "
-                    f"embedding_dim={self.embedding_dim}, memory of "
-                    f"{memory_shape[-1]} features"
-                )
+        check_weight_sizes(owner, self, shapes, memory_shape)
         self.embeddings = None
         self.initial_kernel = None
         for name, (kind, shape) in shapes.items():
@@ -299,7 +287,7 @@ class AttentionDecoderCell(keras.layers.Layer):
             return self._location_length
         return 0
 
-    def attention_memory(self, memory, mask=None):
+    def attention_memory(self, memory, mask=None, by_feature_size=False):
         """The per-sequence states that every step attends to.
 
         Computes the keys (`U_a h + b_a` for the additive score) once per
@@ -310,6 +298,9 @@ class AttentionDecoderCell(keras.layers.Layer):
             memory: the encoder sequence, `(batch, T_in, memory_dim)`.
             mask: boolean `(batch, T_in)`, True on the steps to attend to;
                 or None.
+            by_feature_size: whether to decide on projecting the values by
+                the feature sizes alone, whatever the batch size and
+                length: so that the values' width is known before a call.
 
         Returns:
             `[values, keys]`, or `[values, keys, mask]` with the mask as a
@@ -321,7 +312,10 @@ class AttentionDecoderCell(keras.layers.Layer):
         )
         memory = zero_masked(memory, mask)
         values = memory
-        if self._projects_values(memory.shape):
+        shape = memory.shape
+        if by_feature_size:
+            shape = (None, None, shape[-1])
+        if self._projects_values(shape):
             values = ops.matmul(memory, self.context_kernel)
         keys = memory
         if self.score in ("additive", "concat", "general"):
@@ -333,7 +327,7 @@ class AttentionDecoderCell(keras.layers.Layer):
         return [values, keys, ops.expand_dims(ops.cast(mask, "bool"), 1)]
 
     @contextlib.contextmanager
-    def _stepping(self, attention_memory, tape=None):
+    def _stepping(self, attention_memory, tape=None, unrolled=False):
         """Within the block, the cell is stepped by a decoding loop.
 
         Each step called without `attention_memory` reads this one, since
@@ -348,9 +342,13 @@ class AttentionDecoderCell(keras.layers.Layer):
         Args:
             attention_memory: what `attention_memory()` returned.
             tape: a `ProjectionTape`, or None.
+            unrolled: whether the loop is to be unrolled, whatever its
+                owner was configured with.
         """
         outer = self._step_context
-        self._step_context = _StepContext(tuple(attention_memory), tape)
+        self._step_context = _StepContext(
+            tuple(attention_memory), tape, unrolled
+        )
         try:
             yield
         finally:
@@ -393,11 +391,12 @@ class AttentionDecoderCell(keras.layers.Layer):
         if mask is None:
             first = memory[:, 0]
         else:
-            # argmax returns the first maximum: the first unmasked step.
+            # argmax returns the first maximum: the first unmasked step,
+            # picked by a product with its one-hot (a gather along the
+            # time axis has no ONNX form on PyTorch).
             first_index = ops.argmax(ops.cast(mask, "int32"), axis=1)
-            first = ops.take_along_axis(
-                memory, ops.reshape(first_index, (-1, 1, 1)), axis=1
-            )[:, 0]
+            picks = one_hot(first_index, ops.shape(memory)[1], memory.dtype)
+            first = ops.sum(ops.expand_dims(picks, -1) * memory, axis=1)
         state = self.activation(ops.matmul(first, self.initial_kernel))
         return [output, state]
 
@@ -413,18 +412,31 @@ class AttentionDecoderCell(keras.layers.Layer):
             The ids' fed-back forms, `tokens.shape + (feed_dim,)`.
         """
         dtype = dtype or self.compute_dtype
+        tokens = ops.convert_to_tensor(tokens)
         if self.embeddings is None:
-            return ops.one_hot(tokens, self.output_dim, dtype=dtype)
+            return one_hot(tokens, self.output_dim, dtype)
         return ops.cast(ops.take(self.embeddings, tokens, axis=0), dtype)
 
     def start_feed(self, batch_size, dtype=None):
         """`y_0` for `batch_size` sequences, `(batch, feed_dim)`: the
         fed-back form of `start_token`, or zeros without one."""
         dtype = dtype or self.compute_dtype
+        zeros = ops.zeros((batch_size, self.feed_dim), dtype)
         if self.start_token is None:
-            return ops.zeros((batch_size, self.feed_dim), dtype)
-        tokens = ops.full((batch_size,), self.start_token, "int32")
-        return self.feed_of_tokens(tokens, dtype)
+            return zeros
+        # Broadcast from one vector: a batch size that is symbolic (in an
+        # export) can shape zeros, not an array filled with the id. The
+        # embedding is a product with the one-hot vector, not a gather:
+        # LiteRT fails to convert a second gather beside the feedback's on
+        # PyTorch.
+        start = one_hot(
+            ops.convert_to_tensor(self.start_token, "int32"),
+            self.output_dim,
+            dtype,
+        )
+        if self.embeddings is not None:
+            start = ops.matmul(start, ops.cast(self.embeddings, dtype))
+        return zeros + start
 
     def call(self, inputs, states, attention_memory=None):
         if attention_memory is None and self._step_context is not None:
@@ -543,18 +555,13 @@ class AttentionDecoderCell(keras.layers.Layer):
         return dot_scores(ops.expand_dims(state, 1), keys)
 
     def _feed_back(self, output, logits):
-        """The next step's `y`, from this step's output and its logits."""
-        if self.embeddings is None:
-            if self.feedback == "one_hot":
-                return self.feed_of_tokens(
-                    ops.argmax(output, axis=-1), output.dtype
-                )
-            return output
-        # In token mode from the logits, whatever the output's activation.
+        """The next step's `y`, from this step's output and its logits (in
+        token mode, whatever the output's activation)."""
         if self.feedback == "one_hot":
-            return self.feed_of_tokens(
-                ops.argmax(logits, axis=-1), output.dtype
-            )
+            scores = output if self.embeddings is None else logits
+            return self.feed_of_tokens(first_max_index(scores), output.dtype)
+        if self.embeddings is None:
+            return output
         probabilities = ops.softmax(ops.cast(logits, "float32"), axis=-1)
         embeddings = ops.cast(self.embeddings, "float32")
         return ops.cast(ops.matmul(probabilities, embeddings), output.dtype)
@@ -578,9 +585,11 @@ class AttentionDecoderCell(keras.layers.Layer):
 
 
 class _StepContext:
-    """What the steps of one decoding loop share: the attention memory, and
-    the tape of the JAX loop that defers the kernels' gradients (or None)."""
+    """What the steps of one decoding loop share: the attention memory, the
+    tape of the JAX loop that defers the kernels' gradients (or None), and
+    whether the loop is unrolled."""
 
-    def __init__(self, attention_memory, tape):
+    def __init__(self, attention_memory, tape, unrolled):
         self.attention_memory = attention_memory
         self.tape = tape
+        self.unrolled = unrolled

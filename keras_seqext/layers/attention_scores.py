@@ -121,13 +121,19 @@ def masked_softmax(scores, mask=None):
 
 
 def _softmax(logits):
-    """`ops.softmax` over the last axis; over one position it is 1 (NaN for
-    a NaN or infinite logit, as softmax gives), without the warning Keras
-    gives for a softmax over one position, which a memory of one step is
-    not a mistake to warn of."""
-    if logits.shape[-1] == 1:
+    """`ops.softmax` over the last axis, without the warning Keras gives
+    for a softmax over one position, which a memory of one step is not a
+    mistake to warn of. Over one position it is 1 (NaN for a NaN or an
+    infinite logit, as softmax gives). A size traced as a tensor (PyTorch's
+    ONNX export traces with a length of 1) takes the softmax's formula,
+    which serves every size."""
+    size = logits.shape[-1]
+    if isinstance(size, int) and size == 1:
         return ops.exp(logits - logits)
-    return ops.softmax(logits, axis=-1)
+    if size is None or isinstance(size, int):
+        return ops.softmax(logits, axis=-1)
+    exponentials = ops.exp(logits - ops.max(logits, axis=-1, keepdims=True))
+    return exponentials / ops.sum(exponentials, axis=-1, keepdims=True)
 
 
 def zero_masked(values, mask=None):

@@ -17,7 +17,9 @@ from keras_seqext._weight_arguments import get_weight_argument
 MODES = ("reconstruct", "predict", "composite")
 
 
-def _lstm_arguments(owner, activation, dropout, recurrent_dropout, **weights):
+def _lstm_arguments(
+    owner, activation, dropout, recurrent_dropout, unroll, **weights
+):
     """The arguments that every LSTM of a stack gets, checked and serialized
     (so that each LSTM deserializes initializer objects of its own)."""
     for name, rate in (
@@ -37,6 +39,7 @@ def _lstm_arguments(owner, activation, dropout, recurrent_dropout, **weights):
         ),
         "dropout": float(dropout),
         "recurrent_dropout": float(recurrent_dropout),
+        "unroll": check_bool(owner, "unroll", unroll),
     }
     for name, value in weights.items():
         arguments[name] = keras.saving.serialize_keras_object(
@@ -122,6 +125,9 @@ class LSTMEncoder(keras.layers.Layer):
             `0.0`.
         recurrent_dropout: Recurrent dropout rate, in [0, 1). Defaults to
             `0.0`.
+        unroll: Whether the LSTMs unroll their loops, as in
+            `keras.layers.LSTM`: for a fixed length, and needed to export
+            to LiteRT or OpenVINO from TensorFlow. Defaults to `False`.
         kernel_initializer, recurrent_initializer, bias_initializer,
         kernel_regularizer, recurrent_regularizer, bias_regularizer,
         kernel_constraint, recurrent_constraint, bias_constraint: As in
@@ -150,6 +156,7 @@ class LSTMEncoder(keras.layers.Layer):
         activation="tanh",
         dropout=0.0,
         recurrent_dropout=0.0,
+        unroll=False,
         kernel_initializer="glorot_uniform",
         recurrent_initializer="orthogonal",
         bias_initializer="zeros",
@@ -170,6 +177,7 @@ class LSTMEncoder(keras.layers.Layer):
             activation,
             dropout,
             recurrent_dropout,
+            unroll,
             kernel_initializer=kernel_initializer,
             recurrent_initializer=recurrent_initializer,
             bias_initializer=bias_initializer,
@@ -336,6 +344,10 @@ class LSTMAutoencoder(keras.layers.Layer):
             `0.0`.
         recurrent_dropout: Recurrent dropout rate of every LSTM, in [0, 1).
             Defaults to `0.0`.
+        unroll: Whether every LSTM unrolls its loop, as in
+            `keras.layers.LSTM`: for inputs of a fixed length, and needed
+            to export to LiteRT or OpenVINO from TensorFlow. Defaults to
+            `False`.
         kernel_initializer, recurrent_initializer, bias_initializer,
         kernel_regularizer, recurrent_regularizer, bias_regularizer,
         kernel_constraint, recurrent_constraint, bias_constraint: As in
@@ -387,6 +399,7 @@ class LSTMAutoencoder(keras.layers.Layer):
         activation="tanh",
         dropout=0.0,
         recurrent_dropout=0.0,
+        unroll=False,
         kernel_initializer="glorot_uniform",
         recurrent_initializer="orthogonal",
         bias_initializer="zeros",
@@ -427,6 +440,7 @@ class LSTMAutoencoder(keras.layers.Layer):
             "activation": activation,
             "dropout": dropout,
             "recurrent_dropout": recurrent_dropout,
+            "unroll": unroll,
             "kernel_initializer": kernel_initializer,
             "recurrent_initializer": recurrent_initializer,
             "bias_initializer": bias_initializer,
