@@ -20,5 +20,11 @@ whole batch is decoded at once, eagerly.
 from keras_seqext.decoding.beam import beam_search
 from keras_seqext.decoding.greedy import greedy_decode
 from keras_seqext.decoding.sampling import sample_decode
+from keras_seqext.decoding.serving import export_for_serving
 
-__all__ = ["beam_search", "greedy_decode", "sample_decode"]
+__all__ = [
+    "beam_search",
+    "export_for_serving",
+    "greedy_decode",
+    "sample_decode",
+]

@@ -9,7 +9,7 @@ from keras import ops
 from keras_seqext._model_graph import decoder_arguments
 from keras_seqext._validation import check_positive_int
 from keras_seqext._validation import check_token
-from keras_seqext.decoding._search import log_probabilities
+from keras_seqext.decoding._numpy_decoding import log_probabilities
 from keras_seqext.layers.attention_decoder import AttentionDecoder
 
 
@@ -28,7 +28,7 @@ class DecoderModel:
 
     def __init__(self, owner, model, inputs, max_length, end_token):
         self.owner = owner
-        self.decoder = _find_decoder(model, owner)
+        self.decoder = find_decoder(model, owner)
         self.cell = self.decoder.cell
         max_length = check_positive_int(
             owner, "max_length", max_length, allow_none=True
@@ -116,7 +116,9 @@ def _encode(model, decoder, inputs):
     Returns the memory `(batch, T_in, memory_dim)`, the cell's attention
     memory and its initial states `[y_0, s_0]`.
     """
-    encoder = keras.Model(model.inputs, _encoder_outputs(decoder))
+    outputs = encoder_outputs(decoder)
+    outputs.pop("targets", None)  # for training only
+    encoder = keras.Model(model.inputs, outputs)
     # Flat, as `model.inputs` is: a dict's values in sorted key order.
     encoded = encoder(keras.tree.flatten(inputs), training=False)
     memory, mask = encoded["memory"], encoded["mask"]
@@ -125,19 +127,21 @@ def _encode(model, decoder, inputs):
     return memory, cell.attention_memory(memory, mask), states
 
 
-def _encoder_outputs(decoder):
-    """The symbolic memory, mask and initial state (if any) that the model
-    passes its decoder, by name."""
+def encoder_outputs(decoder):
+    """The symbolic memory, mask, initial state and targets (the last two
+    if any) that the model passes its decoder, by name."""
     memory, others = decoder_arguments(decoder)
     arguments = {"memory": memory}
-    # A float rank-2 other is `initial_state`, a boolean one the mask; the
-    # targets (rank 3, or integer rank 2 in token mode) are unused here.
+    # A float rank-2 other is `initial_state`, a boolean one the mask, and
+    # the targets are rank 3, or integer rank 2 in token mode.
     for tensor in others:
         dtype = keras.backend.standardize_dtype(tensor.dtype)
         if len(tensor.shape) == 2 and dtype == "bool":
             arguments.setdefault("mask", tensor)
         elif len(tensor.shape) == 2 and "float" in dtype:
             arguments.setdefault("initial_state", tensor)
+        else:
+            arguments.setdefault("targets", tensor)
     # The mask that Keras hands the decoder by itself is recorded as an
     # argument only when the decoder has no other tensor argument; it is
     # the memory's Keras mask, which a layer can read.
@@ -166,7 +170,7 @@ def _repeat(tensors, times):
     return [ops.repeat(tensor, times, axis=0) for tensor in tensors]
 
 
-def _find_decoder(model, owner):
+def find_decoder(model, owner):
     """The model's `AttentionDecoder`, checked to be usable for decoding."""
     layers = model.layers if isinstance(model, keras.Model) else []
     decoders = [

@@ -1,4 +1,5 @@
-"""The searches of the decoding functions, in NumPy alone.
+"""The decoding searches, and an exported decoder to run them on, in NumPy
+alone.
 
 Greedy search, beam search and sampling over a decoder given as one
 function, `step(tokens, states) -> (log_probs, weights, states)`: the
@@ -9,8 +10,10 @@ What the states are is the step's business: backend tensors when a Keras
 model steps, NumPy arrays when an exported one does. Beam search reorders
 them through a second function, `select(states, rows)`.
 
-This module imports nothing but NumPy, so that a process serving exported
-artifacts can run the same searches without Keras.
+This module imports nothing but NumPy (and, to run exported artifacts,
+their runtime: onnxruntime or LiteRT), so that a process serving them runs
+the same searches without Keras: `export_for_serving` writes it beside the
+artifacts as `seq2seq_serving.py`, where `ServedDecoder` runs them.
 
 A sequence's score is the sum of the natural logarithms of its tokens'
 probabilities; beam search ranks by it divided by the length penalty of
@@ -260,3 +263,156 @@ def _stack_steps(tokens, weights, max_length, end_token):
         )
         weights = np.pad(weights, [(0, 0), (0, missing), (0, 0)])
     return sequences, weights
+
+
+class ServedDecoder:
+    """A decoder exported by `keras_seqext.decoding.export_for_serving`,
+    run by onnxruntime or the LiteRT interpreter, with the searches above.
+
+    Args:
+        directory: the folder `export_for_serving` wrote.
+
+    Example, in a process without Keras:
+
+        import seq2seq_serving  # the copy in that folder, on sys.path
+        decoder = seq2seq_serving.ServedDecoder("served")
+        tokens, scores, weights = decoder.beam_search([x], beam_width=4)
+    """
+
+    def __init__(self, directory):
+        import json
+        import os
+
+        with open(os.path.join(directory, METADATA_FILE)) as file:
+            self.metadata = json.load(file)
+        run = {"onnx": _onnx_runner, "litert": _litert_runner}
+        load = run[self.metadata["format"]]
+        extension = self.metadata["extension"]
+        self._encode = load(os.path.join(directory, "encoder" + extension))
+        self._step = load(os.path.join(directory, "step" + extension))
+
+    def greedy_decode(self, inputs, max_length=None, end_token=None):
+        """As `keras_seqext.decoding.greedy_decode`, on `inputs`: the model's
+        inputs, a list of arrays in its order (without `targets`)."""
+        states, batch_size, max_length = self._start(inputs, max_length)
+        return greedy_search(
+            self._step_of, states, batch_size, max_length, end_token
+        )
+
+    def beam_search(
+        self,
+        inputs,
+        beam_width,
+        max_length=None,
+        end_token=None,
+        length_penalty=0.0,
+    ):
+        """As `keras_seqext.decoding.beam_search`, on `inputs` (see
+        `greedy_decode`)."""
+        states, batch_size, max_length = self._start(inputs, max_length)
+        rows = np.repeat(np.arange(batch_size), beam_width)
+        return beam_search(
+            self._step_of,
+            _select,
+            _select(states, rows),
+            batch_size,
+            beam_width,
+            max_length,
+            end_token,
+            length_penalty,
+        )
+
+    def _start(self, inputs, max_length):
+        """The encoder's outputs as the steps' states, the batch size and
+        the number of steps."""
+        names = self.metadata["inputs"]
+        if len(inputs) != len(names):
+            raise ValueError(
+                "Invalid value for argument `inputs` of ServedDecoder. "
+                f"Expected {len(names)} arrays, for the model's inputs "
+                f"{names} (without the targets). Received: {len(inputs)}"
+            )
+        arrays = dict(zip(names, (np.asarray(array) for array in inputs)))
+        memory, output, state = self._encode(arrays)
+        max_length = (
+            max_length or self.metadata["output_length"] or memory.shape[1]
+        )
+        return [output, state, memory], len(memory), max_length
+
+    def _step_of(self, tokens, states):
+        """One exported step, as the searches take it. The attention memory
+        rides with the recurrent states, so that beam search reorders it
+        too."""
+        output, state, memory = states
+        rows = len(output)
+        if tokens is None:  # the first step reads the decoder's own y_0
+            tokens, fed = (
+                np.zeros(rows, "int32"),
+                np.zeros((rows, 1), "float32"),
+            )
+        else:
+            fed = np.ones((rows, 1), "float32")
+        step_output, output, state = self._step(
+            {
+                "tokens": np.asarray(tokens, "int32"),
+                "fed": fed,
+                "output": output,
+                "state": state,
+                "memory": memory,
+            }
+        )
+        output_dim = self.metadata["output_dim"]
+        outputs, weights = (
+            step_output[:, :output_dim],
+            step_output[:, output_dim:],
+        )
+        finite = np.isfinite(outputs).all(axis=-1)
+        if not finite.all():
+            raise ValueError(
+                "Invalid value for argument `inputs` of ServedDecoder. The "
+                "model's outputs are not finite (NaN or infinity) for "
+                f"{int((~finite).sum())} rows. Received: inputs with them"
+            )
+        log_probs = log_probabilities(outputs, self.metadata["from_logits"])
+        return log_probs, weights, [output, state, memory]
+
+
+# The file of `export_for_serving` that describes the artifacts.
+METADATA_FILE = "decoder.json"
+
+
+def _select(states, rows):
+    return [state[rows] for state in states]
+
+
+def _onnx_runner(path):
+    """A function from the input arrays, by name, to the list of outputs."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(path)
+    return lambda arrays: session.run(None, arrays)
+
+
+def _litert_runner(path):
+    """As `_onnx_runner`, with the LiteRT interpreter."""
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import OpResolverType
+
+    # Without XNNPack, LiteRT's default delegate, which fails to resize the
+    # step's tensors between calls of other row counts.
+    interpreter = Interpreter(
+        model_path=path,
+        experimental_op_resolver_type=(
+            OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        ),
+    )
+
+    # The signature resizes the tensors to each call's arrays, and names
+    # the outputs in the model's order.
+    runner = interpreter.get_signature_runner()
+
+    def run(arrays):
+        outputs = runner(**arrays)
+        return [outputs[f"output_{i}"] for i in range(len(outputs))]
+
+    return run

@@ -3,7 +3,7 @@
 from keras_seqext._validation import check_finite
 from keras_seqext._validation import check_positive_int
 from keras_seqext.decoding._decoder_model import DecoderModel
-from keras_seqext.decoding._search import beam_search as search
+from keras_seqext.decoding._numpy_decoding import beam_search as search
 
 
 def beam_search(

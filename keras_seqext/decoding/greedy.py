@@ -1,7 +1,7 @@
 """Greedy decoding: the most probable token at each step."""
 
 from keras_seqext.decoding._decoder_model import DecoderModel
-from keras_seqext.decoding._search import greedy_search
+from keras_seqext.decoding._numpy_decoding import greedy_search
 
 
 def greedy_decode(model, inputs, max_length=None, end_token=None):

@@ -6,7 +6,7 @@ from keras_seqext._validation import check_finite
 from keras_seqext._validation import check_positive_int
 from keras_seqext._validation import check_seed
 from keras_seqext.decoding._decoder_model import DecoderModel
-from keras_seqext.decoding._search import sample_search
+from keras_seqext.decoding._numpy_decoding import sample_search
 
 
 def sample_decode(

@@ -6,7 +6,7 @@ import pytest
 
 from keras_seqext.decoding import greedy_decode
 from keras_seqext.decoding import sample_decode
-from keras_seqext.decoding._search import filtered_probabilities
+from keras_seqext.decoding._numpy_decoding import filtered_probabilities
 from tests.decoding.test_decoding import END
 from tests.decoding.test_decoding import make_model
 from tests.decoding.test_decoding import make_token_model
