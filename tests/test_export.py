@@ -16,30 +16,6 @@ from keras_seqext import AttentionDecoder
 from keras_seqext import LSTMAutoencoder
 from keras_seqext import LuongAttention
 
-pytestmark = [
-    # Keras exports ONNX on PyTorch through torch's TorchScript exporter,
-    # which torch now deprecates (with torch.jit.trace).
-    pytest.mark.filterwarnings(
-        "ignore:You are using the legacy TorchScript-based ONNX export"
-    ),
-    pytest.mark.filterwarnings("ignore:`torch.jit.trace` is deprecated"),
-    pytest.mark.filterwarnings("ignore:`torch.jit.trace_method` is deprecated"),
-    pytest.mark.filterwarnings("ignore:The feature will be removed"),
-    # That tracer warns of each size Keras and the layers read as a number,
-    # which the export fixes as traced (the batch size stays dynamic), and
-    # of each constant Keras makes a tensor of.
-    pytest.mark.filterwarnings("ignore:Converting a tensor to a Python"),
-    pytest.mark.filterwarnings("ignore:torch.as_tensor results are registered"),
-    # litert_torch, Keras' LiteRT exporter on PyTorch, uses a torch API
-    # torch has deprecated, and warns of its own weight grouping on a CPU.
-    pytest.mark.filterwarnings("ignore:`isinstance\\(treespec, LeafSpec\\)`"),
-    pytest.mark.filterwarnings("ignore:No complete tensor found in the group"),
-    # Keras converts torch tensors to NumPy arrays while tracing an export.
-    pytest.mark.filterwarnings(
-        "ignore:__array__ implementation doesn't accept a copy keyword"
-    ),
-]
-
 BACKEND = keras.backend.backend()
 # The formats Keras 3 lists for each backend.
 FORMATS = {

@@ -22,18 +22,6 @@ RUNTIMES = {"onnx": "onnxruntime", "litert": "ai_edge_litert"}
 LENGTH, FEATURES, UNITS, VOCABULARY, OUTPUT_LENGTH = 5, 4, 8, 9, 4
 EXAMPLES, BEAM_WIDTH, END, PENALTY = 100, 3, 0, 0.6
 
-pytestmark = [
-    # The exporters' own warnings, as in tests/test_export.py.
-    pytest.mark.filterwarnings(
-        "ignore:You are using the legacy TorchScript-based ONNX export"
-    ),
-    pytest.mark.filterwarnings("ignore:The feature will be removed"),
-    pytest.mark.filterwarnings("ignore:Converting a tensor to a Python"),
-    pytest.mark.filterwarnings("ignore:torch.as_tensor results are registered"),
-    pytest.mark.filterwarnings(
-        "ignore:__array__ implementation doesn't accept a copy keyword"
-    ),
-]
 
 SERVE = """
 import json, sys
