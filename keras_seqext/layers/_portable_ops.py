@@ -34,5 +34,10 @@ def first_max_index(values):
     Returns:
         The indices, `values.shape[:-1]`.
     """
+    if 0 in values.shape:
+        # An empty batch: Keras' eager max raises for an empty tensor on
+        # TensorFlow and PyTorch (and jax2onnx converts no max with an
+        # initial value, which would serve instead).
+        return ops.zeros(values.shape[:-1], "int32")
     is_max = values >= ops.max(values, axis=-1, keepdims=True)
     return ops.argmax(ops.cast(is_max, "int32"), axis=-1)
