@@ -7,7 +7,7 @@ BACKENDS := tensorflow jax torch
 BACKEND ?= jax
 PIP_INSTALL := $(BIN)/pip install --quiet -c constraints-test.txt
 
-.PHONY: demo test bench docs dist lint format clean
+.PHONY: demo test bench bench-translation docs dist lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ test: $(VENV)/.installed-test
 # short run.
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
+
+# The token-mode benchmark at a vocabulary of 8000, into the same page.
+bench-translation: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/translation.py $(BENCH_ARGS)
 
 # The documentation site, into build/site; any warning fails the build.
 docs: $(VENV)/.installed-test

@@ -57,7 +57,6 @@ import json
 import os
 import random
 import resource
-import statistics
 import sys
 import time
 
@@ -74,6 +73,7 @@ from _copy_task import copy_task
 from _copy_task import exact_match
 from _copy_task import one_hot
 from _copy_task import training_flop_per_sample
+from _timing import warm_median_seconds
 from keras import ops
 
 import keras_seqext
@@ -125,18 +125,6 @@ class EpochTimer(keras.callbacks.Callback):
                 f"loss {logs['loss']:.4f}, {self.seconds[-1]:.2f} s",
                 file=sys.stderr,
             )
-
-
-def median_predict_seconds(model, x):
-    """One warm-up `predict`, then the median seconds of a few timed ones;
-    returns the predictions too."""
-    predictions = model.predict(x, batch_size=len(x), verbose=0)
-    seconds = []
-    for _ in range(PREDICT_REPEATS):
-        start = time.perf_counter()
-        predictions = model.predict(x, batch_size=len(x), verbose=0)
-        seconds.append(time.perf_counter() - start)
-    return predictions, statistics.median(seconds)
 
 
 def per_sample_predict_seconds(model, x):
@@ -310,7 +298,10 @@ def main():
     }
     if not args.train_only:
         x_test, y_test = copy_task(TEST_SAMPLES, args.length, args.seed + 1)
-        predictions, predict_seconds = median_predict_seconds(model, x_test)
+        predictions, predict_seconds = warm_median_seconds(
+            lambda: model.predict(x_test, batch_size=len(x_test), verbose=0),
+            PREDICT_REPEATS,
+        )
         per_sample_seconds = per_sample_predict_seconds(
             model, x_test[:PER_SAMPLE_PREDICTS]
         )

@@ -52,7 +52,6 @@ import argparse
 import json
 import math
 import resource
-import statistics
 import sys
 import time
 
@@ -68,6 +67,7 @@ from _copy_task import copy_task
 from _copy_task import exact_match
 from _copy_task import training_flop_per_sample
 from _processes import available_cores
+from _timing import warm_median_seconds
 from torch import nn
 from torch.nn import functional
 
@@ -115,7 +115,9 @@ class AttentionDecoder(nn.Module):
         softmax.
     """
 
-    def __init__(self, memory_dim, units, output_dim):
+    def __init__(self, memory_dim, units, output_dim, feedback_dim=None):
+        # `feedback_dim`: the width of the fed-back `y`, the one-hot output
+        # here, an embedding in the token mode's reference.
         super().__init__()
         self.units, self.output_dim = units, output_dim
         gates_dim = 3 * units + output_dim
@@ -143,7 +145,7 @@ class AttentionDecoder(nn.Module):
         self.input_kernel = nn.Parameter(
             torch.cat(
                 [
-                    kernel(output_dim, gates_dim).detach(),
+                    kernel(feedback_dim or output_dim, gates_dim).detach(),
                     kernel(memory_dim, gates_dim).detach(),
                 ]
             )
@@ -233,18 +235,6 @@ def train_epoch(model, optimizer, inputs, classes, batch_size, generator):
 def predict(model, inputs):
     model.eval()
     return model(inputs)
-
-
-def median_predict_seconds(model, inputs):
-    """One warm-up pass, then the median seconds of a few timed ones;
-    returns the logits too."""
-    logits = predict(model, inputs)
-    seconds = []
-    for _ in range(PREDICT_REPEATS):
-        start = time.perf_counter()
-        logits = predict(model, inputs)
-        seconds.append(time.perf_counter() - start)
-    return logits, statistics.median(seconds)
 
 
 def matmul_flops_per_second(size=MATMUL_SIZE):
@@ -365,8 +355,8 @@ def main():
     }
     if not args.train_only:
         x_test, y_test = copy_task(TEST_SAMPLES, args.length, args.seed + 1)
-        logits, predict_seconds = median_predict_seconds(
-            model, torch.from_numpy(x_test)
+        logits, predict_seconds = warm_median_seconds(
+            lambda: predict(model, torch.from_numpy(x_test)), PREDICT_REPEATS
         )
         result.update(
             predict_samples_per_second=round(TEST_SAMPLES / predict_seconds, 1),
