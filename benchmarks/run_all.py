@@ -27,8 +27,8 @@ wrote rather than a person.
 
 How to run, from the repository root, on an otherwise idle machine: two
 threads of PyTorch in particular slow down many times over when another
-process takes a core. A full run takes about an hour on a 2-core machine,
-most of it at batch 512.
+process takes a core. A full run takes about twenty minutes on a 2-core
+machine, most of it at batch 512.
 
     make bench                                      # all three, the page
     make bench BENCH_ARGS=--quick                   # a few minutes
