@@ -1,14 +1,34 @@
 """The base of every layer test: checks a Keras user relies on, on the public
 API only."""
 
+import importlib.util
 import json
 import os
 
 import keras
 import numpy as np
+import pytest
 from keras import ops
 
 MIXED_PRECISION_POLICY = "mixed_float16"
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def other_backends():
+    """The backends other than this run's, as parameters: each skipped
+    where its package is not installed (the sdist's tests run on an
+    install of one backend)."""
+    return [
+        pytest.param(
+            backend,
+            marks=pytest.mark.skipif(
+                importlib.util.find_spec(backend) is None,
+                reason=f"{backend} is not installed",
+            ),
+        )
+        for backend in BACKENDS
+        if backend != keras.backend.backend()
+    ]
 
 
 class TestCase:

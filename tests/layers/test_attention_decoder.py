@@ -11,6 +11,7 @@ import keras_seqext
 from keras_seqext import AttentionDecoder
 from keras_seqext import AttentionDecoderCell
 from tests.test_case import TestCase
+from tests.test_case import other_backends
 
 BATCH, INPUT_LENGTH, MEMORY_DIM, UNITS, OUTPUT_DIM = 3, 6, 4, 5, 7
 # The columns of the cell's input kernels: three gate blocks and the output.
@@ -875,10 +876,7 @@ def saved_here(tmp_path_factory):
     return names
 
 
-@pytest.mark.parametrize(
-    "load_backend",
-    [b for b in ("tensorflow", "jax", "torch") if b != keras.backend.backend()],
-)
+@pytest.mark.parametrize("load_backend", other_backends())
 def test_saved_here_loads_on_another_backend(load_backend, saved_here):
     """Saved under this session's backend, loaded under another one with no
     `custom_objects`: the same predictions within 1e-5."""

@@ -24,6 +24,7 @@ from tests.layers.test_attention_decoder import memory_for
 from tests.layers.test_attention_decoder import numpy_decoder
 from tests.layers.test_attention_decoder import random_memory
 from tests.test_case import TestCase
+from tests.test_case import other_backends
 
 VOCABULARY, EMBEDDING_DIM = 11, 6
 
@@ -310,10 +311,7 @@ def token_model(vocabulary=50, length=5):
     return keras.Model([source, targets], decoder(encoded, targets=targets))
 
 
-@pytest.mark.parametrize(
-    "load_backend",
-    [b for b in ("tensorflow", "jax", "torch") if b != keras.backend.backend()],
-)
+@pytest.mark.parametrize("load_backend", other_backends())
 def test_saved_here_loads_on_another_backend(load_backend, tmp_path):
     model = token_model()
     source, _ = synthetic_translation(4, 50, 3, 5, seed=0)
