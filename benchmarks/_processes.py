@@ -6,6 +6,7 @@ imported, and because each run's peak memory and start-up are its own.
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -45,6 +46,11 @@ def run_json(command, env=None):
                 + "\n".join(tail)
             )
     return json.loads(process.stdout.decode().strip().splitlines()[-1])
+
+
+def peak_rss_mb():
+    """This process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def progress(message):

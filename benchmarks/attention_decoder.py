@@ -56,7 +56,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import sys
 import time
 
@@ -73,6 +72,7 @@ from _copy_task import copy_task
 from _copy_task import exact_match
 from _copy_task import one_hot
 from _copy_task import training_flop_per_sample
+from _processes import peak_rss_mb
 from _timing import warm_median_seconds
 from keras import ops
 
@@ -162,11 +162,6 @@ def tensorflow_intra_op_threads():
     if keras.backend.backend() != "tensorflow" or not threads:
         return None
     return int(threads)
-
-
-def peak_rss_mb():
-    """This process's peak resident memory so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def parse_args():

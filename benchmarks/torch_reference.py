@@ -51,7 +51,6 @@ sweep, where `--train-only` skips inference and accuracy.
 import argparse
 import json
 import math
-import resource
 import sys
 import time
 
@@ -67,6 +66,7 @@ from _copy_task import copy_task
 from _copy_task import exact_match
 from _copy_task import training_flop_per_sample
 from _processes import available_cores
+from _processes import peak_rss_mb
 from _timing import warm_median_seconds
 from torch import nn
 from torch.nn import functional
@@ -247,11 +247,6 @@ def matmul_flops_per_second(size=MATMUL_SIZE):
         torch.matmul(a, b)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best
-
-
-def peak_rss_mb():
-    """This process's peak resident memory so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def parse_args():

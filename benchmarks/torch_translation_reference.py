@@ -52,6 +52,7 @@ import time
 
 import torch
 from _processes import available_cores
+from _processes import peak_rss_mb
 from _timing import warm_median_seconds
 from _translation_task import ADAM_EPSILON
 from _translation_task import BATCH_SIZE
@@ -73,7 +74,6 @@ from torch.nn.utils import rnn
 from torch_reference import LSTM_GATES
 from torch_reference import AttentionDecoder
 from torch_reference import glorot_uniform_
-from torch_reference import peak_rss_mb
 
 PREDICT_REPEATS = 3
 # The limit of `keras.layers.Embedding`'s default initializer, "uniform".

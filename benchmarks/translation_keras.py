@@ -56,6 +56,7 @@ import json  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from _processes import peak_rss_mb  # noqa: E402
 from _timing import warm_median_seconds  # noqa: E402
 from _translation_task import ADAM_EPSILON  # noqa: E402
 from _translation_task import BATCH_SIZE  # noqa: E402
@@ -77,7 +78,6 @@ from _translation_task import timing_fields  # noqa: E402
 from _translation_task import token_accuracy  # noqa: E402
 from _translation_task import training_steps  # noqa: E402
 from attention_decoder import EpochTimer  # noqa: E402
-from attention_decoder import peak_rss_mb  # noqa: E402
 from attention_decoder import seed_weights_and_shuffling  # noqa: E402
 from attention_decoder import tensorflow_intra_op_threads  # noqa: E402
 
