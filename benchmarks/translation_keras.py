@@ -1,7 +1,7 @@
 """The translation benchmark's Keras model, on one backend.
 
 What: token ids in, token ids out, at a vocabulary of 8000 (`V`):
-`keras.layers.Embedding(V, 256, mask_zero=True)`, a
+`keras_seqext.layers.DenseGradientEmbedding(V, 256, mask_zero=True)`, a
 `keras.layers.Bidirectional(keras.layers.LSTM(128, return_sequences=True))`
 encoder (a memory of 256) and `keras_seqext.AttentionDecoder(256, V,
 embedding_dim=256, start_token=1, output_activation=None,
@@ -96,7 +96,9 @@ def build_model(vocabulary, output_length):
     targets = keras.Input(
         (output_length,), dtype="int32", name="targets", optional=True
     )
-    embedded = keras.layers.Embedding(
+    # keras.layers.Embedding but for its gradient on TensorFlow, which
+    # Keras' Adam mis-applies there for tokens repeated in a batch.
+    embedded = keras_seqext.layers.DenseGradientEmbedding(
         vocabulary, EMBEDDING_DIM, mask_zero=True
     )(source)
     memory = keras.layers.Bidirectional(

@@ -5,7 +5,8 @@ or "the 9th of may 2018" one character at a time and write "2018-05-09".
 The inputs come from `keras_seqext.datasets.dates` (27 formats, some all
 lower or upper case) and are encoded as character ids padded with 0.
 
-The model: `Embedding(mask_zero=True)`, so that the padding is masked; a
+The model: `DenseGradientEmbedding(mask_zero=True)`, so that the padding
+is masked; a
 bidirectional LSTM encoder; an `AttentionDecoder` that writes the 10 ISO
 characters, fed back as one-hot vectors. It trains with teacher forcing,
 the targets being a second, optional model input, and `ScheduledSampling`
@@ -80,7 +81,9 @@ def build_model(seed):
     targets = keras.Input(
         (ISO_LENGTH, ISO_VOCABULARY.size), name="targets", optional=True
     )
-    embedded = keras.layers.Embedding(
+    # keras.layers.Embedding, with a gradient that Adam applies right on
+    # TensorFlow to characters repeated in a batch.
+    embedded = keras_seqext.layers.DenseGradientEmbedding(
         DATE_VOCABULARY.size, EMBEDDING_DIM, mask_zero=True
     )(source)
     encoded = keras.layers.Bidirectional(

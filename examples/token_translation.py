@@ -3,7 +3,8 @@
 Sentences of a made-up language pair (`keras_seqext.datasets.
 synthetic_translation`: Zipf-distributed words, each translated to a fixed
 word or dropped, word order reversed in blocks of three) go in as token
-ids through `Embedding(mask_zero=True)` and a bidirectional LSTM; an
+ids through `DenseGradientEmbedding(mask_zero=True)` and a bidirectional
+LSTM; an
 `AttentionDecoder` in token mode (`embedding_dim`) writes the translation
 as token ids, feeding back the embedding of each token it writes. It trains
 with teacher forcing on logits (`output_activation=None`) with
@@ -36,6 +37,7 @@ from keras_seqext.datasets import synthetic_translation
 from keras_seqext.decoding import beam_search
 from keras_seqext.decoding import greedy_decode
 from keras_seqext.decoding import sample_decode
+from keras_seqext.layers import DenseGradientEmbedding
 
 VOCABULARY = 1000
 MIN_LENGTH, MAX_LENGTH = 8, 12
@@ -52,7 +54,9 @@ def build_model():
     targets = keras.Input(
         (MAX_LENGTH + 1,), dtype="int32", name="targets", optional=True
     )
-    embedded = keras.layers.Embedding(
+    # keras.layers.Embedding, with a gradient that Adam applies right on
+    # TensorFlow to tokens repeated in a batch.
+    embedded = DenseGradientEmbedding(
         VOCABULARY, EMBEDDING_DIM, mask_zero=True
     )(source)
     encoded = keras.layers.Bidirectional(

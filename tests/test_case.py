@@ -153,6 +153,35 @@ class TestCase:
             self.run_training_test(model, inputs, targets, loss=loss)
         self.run_precision_test(layer_factory, inputs)
 
+    def run_summed_gradient_test(
+        self, model_factory, table, inputs, targets, loss, optimizer
+    ):
+        """One `fit` step with `optimizer`, on a batch that looks up some
+        rows of the weight `table(model)` more than once, moves that
+        weight as the optimizer moves it for the weight's whole gradient
+        (measured by a step of SGD at rate 1), each row's summed."""
+
+        def one_step(optimizer):
+            keras.utils.set_random_seed(0)
+            model = model_factory()
+            model.compile(optimizer, loss)
+            before = _to_numpy(table(model))
+            model.fit(
+                inputs,
+                targets,
+                batch_size=len(keras.tree.flatten(inputs)[0]),
+                verbose=0,
+                shuffle=False,
+            )
+            return before, _to_numpy(table(model))
+
+        before, after_sgd = one_step(keras.optimizers.SGD(1.0))
+        _, after = one_step(optimizer)
+        expected = keras.Variable(before)
+        fresh = optimizer.__class__.from_config(optimizer.get_config())
+        fresh.apply([ops.convert_to_tensor(before - after_sgd)], [expected])
+        self.assertAllClose(after, expected, atol=1e-6)
+
 
 def gradients(function, arrays):
     """The gradients of the scalar `function(*tensors)` with respect to each

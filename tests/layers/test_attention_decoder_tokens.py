@@ -240,6 +240,29 @@ class TestTokenModeKerasConventions(TestCase):
             loss(targets, logits), loss(targets, changed), atol=1e-6
         )
 
+    def test_adam_steps_the_embeddings_by_their_summed_gradient(self):
+        """Adam moves each embedding by its whole gradient, however often
+        a batch feeds its token (see `DenseGradientEmbedding` for why this
+        can fail on TensorFlow)."""
+        targets = token_targets(INPUT_LENGTH)
+        assert len(np.unique(targets)) < targets.size  # tokens repeat
+
+        def model_factory():
+            source = keras.Input((INPUT_LENGTH, MEMORY_DIM))
+            target_ids = keras.Input((INPUT_LENGTH,), dtype="int32")
+            decoder = make_token_decoder(start_token=1, output_activation=None)
+            outputs = decoder(source, targets=target_ids)
+            return keras.Model([source, target_ids], outputs)
+
+        self.run_summed_gradient_test(
+            model_factory,
+            lambda model: model.layers[-1].cell.embeddings,
+            [random_memory(), targets],
+            targets,
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            keras.optimizers.Adam(),
+        )
+
 
 class TestTokenModeErrors:
     @pytest.mark.parametrize(
