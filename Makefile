@@ -47,6 +47,7 @@ bench: $(VENV)/.installed-test
 # The token-mode benchmark at a vocabulary of 8000, into the same page.
 bench-translation: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/translation.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/vocabulary_matmuls.py
 
 # The documentation site, into build/site; any warning fails the build.
 docs: $(VENV)/.installed-test
