@@ -158,8 +158,9 @@ class TestCase:
     ):
         """One `fit` step with `optimizer`, on a batch that looks up some
         rows of the weight `table(model)` more than once, moves that
-        weight as the optimizer moves it for the weight's whole gradient
-        (measured by a step of SGD at rate 1), each row's summed."""
+        weight as the optimizer moves it for the weight's whole gradient,
+        each row's summed (measured by a step of SGD, at a rate large
+        enough that small gradients survive the subtraction)."""
 
         def one_step(optimizer):
             keras.utils.set_random_seed(0)
@@ -175,11 +176,13 @@ class TestCase:
             )
             return before, _to_numpy(table(model))
 
-        before, after_sgd = one_step(keras.optimizers.SGD(1.0))
+        sgd_rate = 1e3
+        before, after_sgd = one_step(keras.optimizers.SGD(sgd_rate))
         _, after = one_step(optimizer)
         expected = keras.Variable(before)
         fresh = optimizer.__class__.from_config(optimizer.get_config())
-        fresh.apply([ops.convert_to_tensor(before - after_sgd)], [expected])
+        gradient = (before - after_sgd) / sgd_rate
+        fresh.apply([ops.convert_to_tensor(gradient)], [expected])
         self.assertAllClose(after, expected, atol=1e-6)
 
 
