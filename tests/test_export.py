@@ -15,6 +15,7 @@ import pytest
 from keras_seqext import AttentionDecoder
 from keras_seqext import LSTMAutoencoder
 from keras_seqext import LuongAttention
+from keras_seqext.layers import DenseGradientEmbedding
 
 BACKEND = keras.backend.backend()
 # The formats Keras 3 lists for each backend.
@@ -41,6 +42,11 @@ RUNTIMES = {
     "openvino": "openvino",
 }
 LENGTH, FEATURES, UNITS, CLASSES = 5, 4, 6, 7
+
+
+class Ids(tuple):
+    """The shape of an input of token ids, int32 in `[0, CLASSES)`, where
+    the other shapes are of float32 inputs."""
 
 
 def random(shape, seed=0):
@@ -116,6 +122,15 @@ def masked_token_model():
     ]
 
 
+def embedded_ids_model():
+    """Token ids through `DenseGradientEmbedding`, masked, into the
+    encoder and the decoder."""
+    ids = keras.Input((LENGTH,), dtype="int32")
+    embedded = DenseGradientEmbedding(CLASSES, FEATURES, mask_zero=True)(ids)
+    decoder = AttentionDecoder(UNITS, CLASSES)
+    return keras.Model(ids, decoder(encoder_lstm()(embedded))), [Ids((LENGTH,))]
+
+
 MODELS = {
     "tutorial": tutorial_model,
     "tokens": token_model,
@@ -123,12 +138,18 @@ MODELS = {
     "luong": luong_model,
     "autoencoder": autoencoder_model,
     "encoder": encoder_model,
+    "embedded ids": embedded_ids_model,
 }
 
 
 def inputs_of(shapes, batch_size, seed=0):
     arrays = [
-        random((batch_size, *shape), seed + i) for i, shape in enumerate(shapes)
+        np.random.default_rng(seed + i)
+        .integers(1, CLASSES, (batch_size, *shape))
+        .astype("int32")
+        if isinstance(shape, Ids)
+        else random((batch_size, *shape), seed + i)
+        for i, shape in enumerate(shapes)
     ]
     # Padding at the end of the first sequence, which the mask hides.
     arrays[0][0, -1] = 0.0
@@ -144,7 +165,10 @@ def export(model, shapes, fmt, path, batch_size):
     kwargs = {}
     if fmt in STATIC_FORMATS:
         specs = [
-            keras.InputSpec(shape=(batch_size, *shape), dtype="float32")
+            keras.InputSpec(
+                shape=(batch_size, *shape),
+                dtype="int32" if isinstance(shape, Ids) else "float32",
+            )
             for shape in shapes
         ]
         kwargs["input_signature"] = [specs] if len(specs) > 1 else specs
