@@ -51,7 +51,7 @@ class DenseGradientEmbedding(keras.layers.Embedding):
     >>> from keras_seqext.layers import DenseGradientEmbedding
     >>> embedding = DenseGradientEmbedding(100, 8, mask_zero=True)
     >>> ids = np.array([[5, 5, 7, 0]])
-    >>> embedding(ids).shape
+    >>> tuple(embedding(ids).shape)
     (1, 4, 8)
     >>> keras.ops.convert_to_numpy(embedding.compute_mask(ids)).tolist()
     [[True, True, True, False]]
