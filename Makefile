@@ -48,6 +48,7 @@ bench: $(VENV)/.installed-test
 bench-translation: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/translation.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/vocabulary_matmuls.py
+	KERAS_BACKEND=jax $(BIN)/python benchmarks/translation_sync_check.py
 
 # The documentation site, into build/site; any warning fails the build.
 docs: $(VENV)/.installed-test
