@@ -52,12 +52,16 @@ MAX_LENGTH = 8
 LEARNING_RATE = 3e-3
 
 
+def weighted_layers(model):
+    """The model's layers that hold weights: the source embedding, the
+    bidirectional encoder and the decoder."""
+    return [layer for layer in model.layers if layer.weights]
+
+
 def copy_weights(model, reference):
     """Sets `reference`'s weights to `model`'s: the LSTMs' one bias into
     `bias_ih`, and `bias_hh` to zeros."""
-    embedding, bidirectional, decoder = [
-        layer for layer in model.layers if layer.weights
-    ]
+    embedding, bidirectional, decoder = weighted_layers(model)
 
     def tensor(weight):
         return torch.from_numpy(keras.ops.convert_to_numpy(weight)).float()
@@ -153,9 +157,7 @@ def reference_losses(reference, source, target, like_keras):
 def moved_apart(model, reference):
     """`{weight: share of entries more than LEARNING_RATE / 10 from the
     Keras model's}`, for the decoder's and the forward LSTM's weights."""
-    embedding, bidirectional, decoder = [
-        layer for layer in model.layers if layer.weights
-    ]
+    embedding, bidirectional, decoder = weighted_layers(model)
     cell, target = decoder.cell, reference.decoder
     lstm, encoder = bidirectional.forward_layer.cell, reference.encoder
     pairs = {
