@@ -59,12 +59,22 @@ QUICK = {
     "epochs": 2,
     "learning_rate": 3e-3,
 }
-# Keras' Adam default; PyTorch's is 1e-8, so the reference sets it.
-ADAM_EPSILON = 1e-7
+# PyTorch's Adam default, below Keras' 1e-7: Keras adds epsilon to the
+# square root of the uncorrected second moment, which makes it up to 31.6
+# times larger in the first steps, where it damped the updates of the
+# attention's weights (`translation_sync_check.py`); the reference adds it
+# as Keras does.
+ADAM_EPSILON = 1e-8
 # The sentences are drawn with these seeds (and the language with
-# `language_seed=0`, the dataset's default).
+# `language_seed=0`, the dataset's default); the initial weights and the
+# epochs' orders with `WEIGHTS_SEED` and `ORDER_SEED`.
 TRAIN_SEED = 1
 TEST_SEED = 2
+WEIGHTS_SEED = 0
+ORDER_SEED = 3
+# The task file's key of each initial weight is this prefix and the name
+# that `translation_keras.named_weights` gives it.
+INITIAL_WEIGHT = "initial_weight:"
 # The vocabularies of the build-only table of parameter counts.
 PARAMETER_COUNT_VOCABULARIES = (1000, 8000, 32000)
 
@@ -76,12 +86,29 @@ def target_length(max_length):
 
 def load_task(path):
     """The task `write_task` saved: `{"train_source", "train_target",
-    "test_source", "test_target"}`, int32 arrays, and `"settings"`, the
+    "test_source", "test_target"}`, int32 arrays; `"epoch_orders"`, one
+    permutation of the training sentences per epoch, `(epochs,
+    train_samples)`; `"initial_weights"`, `{name: array}` as
+    `translation_keras.named_weights` names them; and `"settings"`, the
     dict of settings (`FULL`'s keys) that every runner trains with."""
     with np.load(path) as saved:
         task = {name: saved[name] for name in saved.files}
     task["settings"] = json.loads(str(task["settings"]))
+    task["initial_weights"] = {
+        name.removeprefix(INITIAL_WEIGHT): task.pop(name)
+        for name in list(task)
+        if name.startswith(INITIAL_WEIGHT)
+    }
     return task
+
+
+def epoch_orders(train_samples, epochs):
+    """Each epoch's order of the training sentences, drawn with NumPy:
+    `(epochs, train_samples)` int64 permutations."""
+    generator = np.random.default_rng(ORDER_SEED)
+    return np.stack(
+        [generator.permutation(train_samples) for _ in range(epochs)]
+    )
 
 
 def counted_tokens(target):

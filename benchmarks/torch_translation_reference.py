@@ -19,10 +19,11 @@ with `s_0 = tanh(W_s h_0)`, `y_0` the embedding of the start token, and
 `y` the embedding of the previous target token in training (teacher
 forcing) or of the argmax of the previous step's logits `l` when decoding
 freely. The logits read the *previous* state `s`, as in the Keras layer.
-It trains on the sentences `translation.py` wrote, with the cross-entropy
-of the logits over the target tokens that are not padding and Adam
-(`fused=True`) under the same cosine schedule, learning rate and epsilon as
-`translation_keras.py`, and prints the same JSON fields.
+It starts from the Keras model's initial weights and trains on the
+sentences, in each epoch's order, that `translation.py` wrote, with the
+cross-entropy of the logits over the target tokens that are not padding
+and Adam (`fused=True`) under the same cosine schedule, learning rate and
+epsilon as `translation_keras.py`, and prints the same JSON fields.
 
 Why: the benchmark compares keras-seqext with what a careful engineer
 would write in eager PyTorch. So the source embeddings go through
@@ -32,10 +33,12 @@ as the Keras cell stores them, so that each step multiplies `s` once by
 `[W_a | U_r | U_z | U_o]` and `[y, c]` once by `[W_r | W_z | W_p | W_o]`
 stacked on `[C_r | C_z | C_p | C_o]` (`torch.addmm` with the bias); the
 teacher's embeddings are looked up once per batch; the loss reads the
-logits. The weights start from the distributions Keras draws them from.
-`torch.nn.LSTM` keeps two bias vectors where Keras keeps one, so the
-reference has `2 * 4 * 128` more parameters. It imports only torch and
-NumPy (and modules of this folder that import only those).
+logits. Two details make its training the Keras model's, step for step
+(`translation_sync_check.py` shows it): Adam adds epsilon where Keras'
+Adam adds it, and `torch.nn.LSTM`'s second bias vector, `bias_hh`, stays
+at zero, untrained, since Keras' LSTM has one bias per gate (a second
+trained one would move their sum twice as far per step). It imports only
+torch and NumPy (and modules of this folder that import only those).
 
     .venv/bin/python benchmarks/torch_translation_reference.py \\
         --task TASK.npz [--threads N] [--json-only]
@@ -47,6 +50,7 @@ use.
 
 import argparse
 import json
+import math
 import sys
 import time
 
@@ -71,38 +75,23 @@ from _translation_task import training_steps
 from torch import nn
 from torch.nn import functional
 from torch.nn.utils import rnn
-from torch_reference import LSTM_GATES
 from torch_reference import AttentionDecoder
-from torch_reference import glorot_uniform_
 
 PREDICT_REPEATS = 3
-# The limit of `keras.layers.Embedding`'s default initializer, "uniform".
-EMBEDDING_LIMIT = 0.05
+# The suffixes of `torch.nn.LSTM`'s weights in each direction, by the
+# prefix that `translation_keras.named_weights` gives that direction.
+LSTM_DIRECTIONS = {"forward": "_l0", "backward": "_l0_reverse"}
 
 
-def keras_like_embedding(vocabulary, embedding_dim):
-    """An embedding table drawn as Keras' "uniform" initializer draws."""
-    embedding = nn.Embedding(vocabulary, embedding_dim)
-    nn.init.uniform_(embedding.weight, -EMBEDDING_LIMIT, EMBEDDING_LIMIT)
-    return embedding
-
-
-def keras_like_bidirectional_lstm(input_size, units):
-    """A bidirectional `torch.nn.LSTM` initialized, in each direction, as
-    Keras' LSTM: Glorot-uniform input kernel, orthogonal recurrent kernel,
-    zero biases but 1 for the forget gate."""
+def one_bias_lstm(input_size, units):
+    """A bidirectional `torch.nn.LSTM` whose `bias_hh` stays at zero,
+    untrained, so that each gate has one trained bias, as in Keras."""
     lstm = nn.LSTM(input_size, units, batch_first=True, bidirectional=True)
-    for suffix in ("_l0", "_l0_reverse"):
-        glorot_uniform_(
-            getattr(lstm, "weight_ih" + suffix), input_size, LSTM_GATES * units
-        )
-        # Keras makes the recurrent kernel (units, 4 units) orthogonal;
-        # torch stores its transpose, which is orthogonal as well.
-        nn.init.orthogonal_(getattr(lstm, "weight_hh" + suffix))
+    for suffix in LSTM_DIRECTIONS.values():
+        bias = getattr(lstm, "bias_hh" + suffix)
         with torch.no_grad():
-            getattr(lstm, "bias_ih" + suffix).zero_()
-            getattr(lstm, "bias_hh" + suffix).zero_()
-            getattr(lstm, "bias_ih" + suffix)[units : 2 * units] = 1.0
+            bias.zero_()
+        bias.requires_grad_(False)
     return lstm
 
 
@@ -127,11 +116,8 @@ class TokenAttentionDecoder(AttentionDecoder):
     def __init__(self, memory_dim, units, vocabulary, embedding_dim):
         super().__init__(memory_dim, units, vocabulary, embedding_dim)
         self.vocabulary = vocabulary
-        self.embeddings = nn.Parameter(
-            torch.empty(vocabulary, embedding_dim).uniform_(
-                -EMBEDDING_LIMIT, EMBEDDING_LIMIT
-            )
-        )
+        # Set by `set_keras_weights`, as every other weight.
+        self.embeddings = nn.Parameter(torch.zeros(vocabulary, embedding_dim))
 
     def forward(self, memory, padding, output_length, targets=None):
         units, vocabulary = self.units, self.vocabulary
@@ -188,10 +174,8 @@ class TranslationReference(nn.Module):
     def __init__(self, vocabulary, output_length):
         super().__init__()
         self.output_length = output_length
-        self.source_embedding = keras_like_embedding(vocabulary, EMBEDDING_DIM)
-        self.encoder = keras_like_bidirectional_lstm(
-            EMBEDDING_DIM, ENCODER_UNITS
-        )
+        self.source_embedding = nn.Embedding(vocabulary, EMBEDDING_DIM)
+        self.encoder = one_bias_lstm(EMBEDDING_DIM, ENCODER_UNITS)
         self.decoder = TokenAttentionDecoder(
             MEMORY_DIM, DECODER_UNITS, vocabulary, EMBEDDING_DIM
         )
@@ -214,6 +198,51 @@ class TranslationReference(nn.Module):
         return self.decoder(memory, padding, self.output_length, targets)
 
 
+def set_keras_weights(reference, weights):
+    """Sets `reference`'s weights to the Keras model's, `{name: array}` as
+    `translation_keras.named_weights` names them: torch stores the LSTMs'
+    kernels transposed, and the decoder's `input_kernel` is the cell's
+    `feedback_kernel` above its `context_kernel`."""
+
+    def tensor(name):
+        return torch.from_numpy(weights[name]).float()
+
+    decoder = reference.decoder
+    with torch.no_grad():
+        reference.source_embedding.weight.copy_(tensor("source_embeddings"))
+        for direction, suffix in LSTM_DIRECTIONS.items():
+            encoder = reference.encoder
+            for ours, theirs in (
+                ("weight_ih", "kernel"),
+                ("weight_hh", "recurrent_kernel"),
+            ):
+                getattr(encoder, ours + suffix).copy_(
+                    tensor(f"{direction}_{theirs}").T
+                )
+            getattr(encoder, "bias_ih" + suffix).copy_(
+                tensor(f"{direction}_bias")
+            )
+        for name in (
+            "initial_kernel",
+            "key_kernel",
+            "key_bias",
+            "score_vector",
+            "proposal_kernel",
+            "bias",
+            "embeddings",
+        ):
+            getattr(decoder, name).copy_(tensor(f"decoder_{name}"))
+        decoder.state_kernel.copy_(tensor("decoder_recurrent_kernel"))
+        decoder.input_kernel.copy_(
+            torch.cat(
+                [
+                    tensor("decoder_feedback_kernel"),
+                    tensor("decoder_context_kernel"),
+                ]
+            )
+        )
+
+
 def check_sources(source):
     """Raises unless every source starts with a word: the reference takes
     `h_0` at step 0 and packs the sequences, which needs them padded on
@@ -227,10 +256,28 @@ def check_sources(source):
 
 
 def adam(model, learning_rate, decay_steps):
-    """Keras' Adam settings and cosine schedule, on PyTorch's fused Adam."""
+    """Keras' Adam settings, epsilon placement and cosine schedule, on
+    PyTorch's fused Adam, for the trainable weights.
+
+    Keras' Adam steps by `m_hat / (sqrt(v_hat) + epsilon / sqrt(1 -
+    beta_2^t))`, PyTorch's by `m_hat / (sqrt(v_hat) + epsilon)`: a hook
+    sets PyTorch's epsilon before each step `t` to Keras' term.
+    """
     optimizer = torch.optim.Adam(
-        model.parameters(), lr=learning_rate, eps=ADAM_EPSILON, fused=True
+        [weight for weight in model.parameters() if weight.requires_grad],
+        lr=learning_rate,
+        eps=ADAM_EPSILON,
+        fused=True,
     )
+    updates = [0]
+
+    def keras_epsilon(optimizer, args, kwargs):
+        updates[0] += 1
+        for group in optimizer.param_groups:
+            beta_2 = group["betas"][1]
+            group["eps"] = ADAM_EPSILON / math.sqrt(1 - beta_2 ** updates[0])
+
+    optimizer.register_step_pre_hook(keras_epsilon)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: cosine_decay(step, decay_steps)
     )
@@ -250,12 +297,12 @@ def training_step(model, optimizer, schedule, source, target):
     return loss.detach()
 
 
-def train_epoch(model, step, source, target, generator):
-    """One epoch in shuffled batches of `BATCH_SIZE`, the last one partial
-    as in Keras' `fit`; returns the mean of the batches' losses, as the
-    loss Keras logs."""
+def train_epoch(model, step, source, target, order):
+    """One epoch in batches of `BATCH_SIZE` in the order `order` (a
+    permutation of the sentences), the last one partial as in Keras'
+    `fit`; returns the mean of the batches' losses, as the loss Keras
+    logs."""
     model.train()
-    order = torch.randperm(len(source), generator=generator)
     losses = [
         step(source[batch], target[batch]) for batch in order.split(BATCH_SIZE)
     ]
@@ -272,12 +319,14 @@ def predict(model, source):
     ).numpy()
 
 
-def build(settings, seed):
-    """The reference model for `settings` (a task's), seeded."""
-    torch.manual_seed(seed)
-    return TranslationReference(
+def build(task):
+    """The reference model for a task, from its initial weights."""
+    settings = task["settings"]
+    model = TranslationReference(
         settings["vocabulary"], settings["max_length"] + 1
     )
+    set_keras_weights(model, task["initial_weights"])
+    return model
 
 
 def parse_args():
@@ -293,12 +342,6 @@ def parse_args():
         default=available_cores(),
         help="`torch.set_num_threads`; defaults to the cores this process "
         "may use",
-    )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="seeds the weights and the shuffling",
     )
     parser.add_argument(
         "--json-only",
@@ -319,18 +362,17 @@ def main():
     )
     check_sources(source)
     check_sources(torch.from_numpy(task["test_source"]))
-    model = build(settings, args.seed)
+    model = build(task)
     decay_steps = training_steps(len(source), settings["epochs"])
     optimizer, schedule = adam(model, settings["learning_rate"], decay_steps)
 
     def step(source, target):
         return training_step(model, optimizer, schedule, source, target)
 
-    generator = torch.Generator().manual_seed(args.seed)
     seconds, losses = [], []
-    for epoch in range(settings["epochs"]):
+    for epoch, order in enumerate(torch.from_numpy(task["epoch_orders"])):
         start = time.perf_counter()
-        losses.append(train_epoch(model, step, source, target, generator))
+        losses.append(train_epoch(model, step, source, target, order))
         seconds.append(time.perf_counter() - start)
         if not args.json_only:
             print(
@@ -353,7 +395,11 @@ def main():
         "losses": [round(loss, 5) for loss in losses],
         "accuracy": token_accuracy(predicted, task["test_target"]),
         "peak_rss_mb": round(peak_rss_mb(), 1),
-        "params": sum(weight.numel() for weight in model.parameters()),
+        "params": sum(
+            weight.numel()
+            for weight in model.parameters()
+            if weight.requires_grad
+        ),
     }
     print(json.dumps(result))
 

@@ -6,8 +6,9 @@ What: token ids in, token ids out, at a vocabulary of 8000 (`V`):
 encoder (a memory of 256) and `keras_seqext.AttentionDecoder(256, V,
 embedding_dim=256, start_token=1, output_activation=None,
 output_length=T_out)`, the targets a second, optional input for teacher
-forcing. It trains with `fit` on the sentences of a task file (see
-`_translation_task.py`) with
+forcing. It starts from the initial weights of a task file (see
+`_translation_task.py`) and trains with `fit` on its sentences, one `fit`
+per epoch in the file's order for that epoch, with
 `keras.losses.SparseCategoricalCrossentropy(from_logits=True,
 ignore_class=0)` and Adam under a `CosineDecay` schedule, batch 64, then
 decodes the held-out sentences freely with `predict` (no targets: each step
@@ -18,10 +19,11 @@ in eager PyTorch and prints the same fields.
 
 How the numbers are taken:
 
-- Training: one `fit` over all epochs; a callback times each epoch. The
-  first is the warm-up (tracing and compiling, on TensorFlow and JAX) and is
-  reported apart; tokens/s cover the others. A token counts if it is not
-  padding: the target's words and its end token.
+- Training: one `fit` per epoch (the compiled step is kept from one to
+  the next); a callback times each epoch. The first is the warm-up
+  (tracing and compiling, on TensorFlow and JAX) and is reported apart;
+  tokens/s cover the others. A token counts if it is not padding: the
+  target's words and its end token.
 - Inference: `predict` over the held-out sentences, `PREDICT_CHUNK` at a
   time in batches of 64, each chunk's logits reduced to their argmax at
   once (so that the process never holds all the logits); a warm-up pass,
@@ -31,9 +33,10 @@ How the numbers are taken:
 - Peak RSS: `getrusage(RUSAGE_SELF).ru_maxrss`, at the end.
 
 Other modes: `--write-task` draws the sentences with
-`keras_seqext.datasets.synthetic_translation` and saves them with the
-settings, for every runner; `--parameter-counts` builds the decoder alone
-at several vocabularies (no training).
+`keras_seqext.datasets.synthetic_translation`, the model's initial weights
+and the epochs' orders, and saves them with the settings, for every
+runner; `--parameter-counts` builds the decoder alone at several
+vocabularies (no training).
 `translation.py` runs all of them:
 
     KERAS_BACKEND=jax .venv/bin/python benchmarks/translation_keras.py \\
@@ -64,14 +67,17 @@ from _translation_task import DECODER_UNITS  # noqa: E402
 from _translation_task import EMBEDDING_DIM  # noqa: E402
 from _translation_task import ENCODER_UNITS  # noqa: E402
 from _translation_task import END_TOKEN  # noqa: E402
+from _translation_task import INITIAL_WEIGHT  # noqa: E402
 from _translation_task import MEMORY_DIM  # noqa: E402
 from _translation_task import PAD_TOKEN  # noqa: E402
 from _translation_task import PARAMETER_COUNT_VOCABULARIES  # noqa: E402
 from _translation_task import START_TOKEN  # noqa: E402
 from _translation_task import TEST_SEED  # noqa: E402
 from _translation_task import TRAIN_SEED  # noqa: E402
+from _translation_task import WEIGHTS_SEED  # noqa: E402
 from _translation_task import counted_tokens  # noqa: E402
 from _translation_task import decoder_parameters  # noqa: E402
+from _translation_task import epoch_orders  # noqa: E402
 from _translation_task import load_task  # noqa: E402
 from _translation_task import target_length  # noqa: E402
 from _translation_task import timing_fields  # noqa: E402
@@ -135,9 +141,30 @@ def compiled_model(settings, train_samples):
     return model
 
 
+def named_weights(model):
+    """`{name: variable}` of `build_model`'s trainable weights, named
+    without Keras' layer names (which count the layers a process built):
+    `source_embeddings`; `forward_` and `backward_` and the encoder's LSTM
+    cell's names (`kernel`, `recurrent_kernel`, `bias`); `decoder_` and
+    the decoder cell's names."""
+    embedding, encoder, decoder = (
+        layer for layer in model.layers if layer.weights
+    )
+    named = {"source_embeddings": embedding.embeddings}
+    for direction in ("forward", "backward"):
+        cell = getattr(encoder, f"{direction}_layer").cell
+        for weight in cell.trainable_weights:
+            named[f"{direction}_{weight.name}"] = weight
+    for weight in decoder.cell.trainable_weights:
+        named[f"decoder_{weight.name}"] = weight
+    return named
+
+
 def write_task(path, settings):
-    """Draws the training and held-out sentences for `settings` and saves
-    them, with the settings, to `path` (an `.npz`)."""
+    """Draws the training and held-out sentences for `settings`, the
+    model's initial weights (seeded with `WEIGHTS_SEED`) and each epoch's
+    order of the training sentences, and saves them, with the settings, to
+    `path` (an `.npz`)."""
     from keras_seqext import datasets
 
     special = (datasets.PAD_TOKEN, datasets.START_TOKEN, datasets.END_TOKEN)
@@ -160,13 +187,23 @@ def write_task(path, settings):
 
     train_source, train_target = draw(settings["train_samples"], TRAIN_SEED)
     test_source, test_target = draw(settings["test_samples"], TEST_SEED)
+    seed_weights_and_shuffling(WEIGHTS_SEED)
+    model = build_model(
+        settings["vocabulary"], target_length(settings["max_length"])
+    )
+    initial_weights = {
+        INITIAL_WEIGHT + name: keras.ops.convert_to_numpy(weight)
+        for name, weight in named_weights(model).items()
+    }
     np.savez(
         path,
         train_source=train_source,
         train_target=train_target,
         test_source=test_source,
         test_target=test_target,
+        epoch_orders=epoch_orders(len(train_source), settings["epochs"]),
         settings=np.array(json.dumps(settings)),
+        **initial_weights,
     )
 
 
@@ -212,6 +249,31 @@ def predict_ids(model, source):
     return np.concatenate(chunks)
 
 
+def train(model, task, verbose):
+    """Trains `model` on the task's sentences, one `fit` per epoch in the
+    task's order for it; returns each epoch's seconds and loss."""
+    timer = EpochTimer(verbose)
+    seconds, losses = [], []
+    for epoch, order in enumerate(task["epoch_orders"]):
+        source, target = (
+            task["train_source"][order],
+            task["train_target"][order],
+        )
+        model.fit(
+            [source, target],
+            target,
+            batch_size=BATCH_SIZE,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            shuffle=False,
+            callbacks=[timer],
+            verbose=0,
+        )
+        seconds += timer.seconds
+        losses += timer.losses
+    return seconds, losses
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group(required=True)
@@ -232,12 +294,6 @@ def parse_args():
     )
     parser.add_argument("--settings", help="with --write-task: a JSON dict")
     parser.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="seeds the weights and the shuffling",
-    )
-    parser.add_argument(
         "--json-only",
         action="store_true",
         help="print only the final JSON line",
@@ -257,20 +313,12 @@ def main():
     if args.parameter_counts:
         print(json.dumps(parameter_counts()))
         return
-    seed_weights_and_shuffling(args.seed)
     task = load_task(args.task)
     settings = task["settings"]
-    source, target = task["train_source"], task["train_target"]
-    model = compiled_model(settings, len(source))
-    timer = EpochTimer(verbose=not args.json_only)
-    model.fit(
-        [source, target],
-        target,
-        batch_size=BATCH_SIZE,
-        epochs=settings["epochs"],
-        callbacks=[timer],
-        verbose=0,
-    )
+    model = compiled_model(settings, len(task["train_source"]))
+    for name, weight in named_weights(model).items():
+        weight.assign(task["initial_weights"][name])
+    seconds, losses = train(model, task, verbose=not args.json_only)
     predicted, predict_seconds = warm_median_seconds(
         lambda: predict_ids(model, task["test_source"]), PREDICT_REPEATS
     )
@@ -281,11 +329,11 @@ def main():
         "intra_op_threads": tensorflow_intra_op_threads(),
         "tensorflow_imported": "tensorflow" in sys.modules
         and sys.modules["tensorflow"] is not None,
-        **timing_fields(settings, timer.seconds, task),
+        **timing_fields(settings, seconds, task),
         "predict_tokens_per_second": round(
             counted_tokens(task["test_target"]) / predict_seconds, 1
         ),
-        "losses": [round(loss, 5) for loss in timer.losses],
+        "losses": [round(loss, 5) for loss in losses],
         "accuracy": token_accuracy(predicted, task["test_target"]),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "params": trainable_parameters(model),

@@ -1,28 +1,24 @@
 """The translation benchmark's Keras model and its PyTorch reference, from
-the same weights on the same batches: where their training parts.
+the same weights on the same batches: do they train alike?
 
 What: builds the Keras model of `translation_keras.py` (on the backend of
 `KERAS_BACKEND`) at a small vocabulary, copies its weights into the
 reference of `torch_translation_reference.py`, and trains both on the same
 batches in the same order, each with its own optimizer: Keras' Adam in
-`fit`, the reference's fused Adam. It prints each step's batch loss in
-three columns: the Keras model; the reference as the benchmark trains it;
-and the reference with Keras' placement of Adam's epsilon and one trained
-bias per LSTM gate (`torch.nn.LSTM` keeps two, `bias_ih` and `bias_hh`,
-which Adam moves a full step each, so their sum twice as far as Keras'
-one bias). Then, after the first step, the share of each weight's entries
-that the two references have moved more than a tenth of the learning rate
-away from the Keras model's.
+`fit`, the reference's fused Adam. It prints each step's batch loss for
+both; then, after the first step, the share of each weight's entries that
+the reference has moved more than a tenth of the learning rate away from
+the Keras model's.
 
-Why: the translation benchmark's runners differ in accuracy after the same
-epochs. This shows which of their differences makes them train apart:
-given the same weights and batches, the model's math is the same (the
-first step's losses agree), and what differs is how each optimizer steps.
-Keras' Adam adds epsilon to the square root of the uncorrected second
-moment, `m_hat / (sqrt(v_hat) + epsilon / sqrt(1 - beta_2^t))`, where
-PyTorch adds it to the corrected one: the same epsilon damps Keras' first
-steps of every weight whose gradient is near it (at the start, most of
-the attention's), 31.6 times as much at the first step.
+Why: the benchmark compares the runners' accuracies after the same
+epochs, from the same weights on the same batches; that compares the
+backends' arithmetic only if the reference's training is the Keras
+model's, step for step. Two differences once made it otherwise, and the
+reference now matches Keras in both: Keras' Adam adds epsilon to the
+square root of the uncorrected second moment, `m_hat / (sqrt(v_hat) +
+epsilon / sqrt(1 - beta_2^t))`, where PyTorch adds it to the corrected
+one; and `torch.nn.LSTM` trains two bias vectors per gate, `bias_ih` and
+`bias_hh`, where Keras trains one.
 
     KERAS_BACKEND=jax .venv/bin/python benchmarks/translation_sync_check.py
 
@@ -32,7 +28,6 @@ file) and prints its tables; it takes a minute.
 """
 
 import argparse
-import math
 
 import keras
 import numpy as np
@@ -44,6 +39,7 @@ from _page import record
 from _page import write_section
 from _translation_task import BATCH_SIZE
 from translation_keras import compiled_model
+from translation_keras import named_weights
 
 from keras_seqext.datasets import synthetic_translation
 
@@ -52,52 +48,15 @@ MAX_LENGTH = 8
 LEARNING_RATE = 3e-3
 
 
-def weighted_layers(model):
-    """The model's layers that hold weights: the source embedding, the
-    bidirectional encoder and the decoder."""
-    return [layer for layer in model.layers if layer.weights]
-
-
 def copy_weights(model, reference):
-    """Sets `reference`'s weights to `model`'s: the LSTMs' one bias into
-    `bias_ih`, and `bias_hh` to zeros."""
-    embedding, bidirectional, decoder = weighted_layers(model)
-
-    def tensor(weight):
-        return torch.from_numpy(keras.ops.convert_to_numpy(weight)).float()
-
-    with torch.no_grad():
-        reference.source_embedding.weight.copy_(tensor(embedding.embeddings))
-        directions = (
-            (bidirectional.forward_layer, "_l0"),
-            (bidirectional.backward_layer, "_l0_reverse"),
-        )
-        encoder = reference.encoder
-        for layer, suffix in directions:
-            cell = layer.cell
-            getattr(encoder, "weight_ih" + suffix).copy_(tensor(cell.kernel).T)
-            getattr(encoder, "weight_hh" + suffix).copy_(
-                tensor(cell.recurrent_kernel).T
-            )
-            getattr(encoder, "bias_ih" + suffix).copy_(tensor(cell.bias))
-            getattr(encoder, "bias_hh" + suffix).zero_()
-        cell, target = decoder.cell, reference.decoder
-        for name in (
-            "initial_kernel",
-            "key_kernel",
-            "key_bias",
-            "score_vector",
-            "proposal_kernel",
-            "bias",
-            "embeddings",
-        ):
-            getattr(target, name).copy_(tensor(getattr(cell, name)))
-        target.state_kernel.copy_(tensor(cell.recurrent_kernel))
-        target.input_kernel.copy_(
-            torch.cat(
-                [tensor(cell.feedback_kernel), tensor(cell.context_kernel)]
-            )
-        )
+    """Sets `reference`'s weights to `model`'s."""
+    reference_module.set_keras_weights(
+        reference,
+        {
+            name: keras.ops.convert_to_numpy(weight)
+            for name, weight in named_weights(model).items()
+        },
+    )
 
 
 def keras_losses(model, source, target):
@@ -122,27 +81,10 @@ def keras_losses(model, source, target):
     return np.diff(totals, prepend=0.0)
 
 
-def reference_losses(reference, source, target, like_keras):
-    """The reference's training steps over the batches in order; with
-    `like_keras`, Keras' epsilon placement and one bias per LSTM gate."""
-    if like_keras:
-        for name, weight in reference.encoder.named_parameters():
-            if name.startswith("bias_hh"):
-                weight.requires_grad_(False)
+def reference_losses(reference, source, target):
+    """The reference's training steps over the batches in order."""
     steps = -(-len(source) // BATCH_SIZE)
     optimizer, schedule = reference_module.adam(reference, LEARNING_RATE, steps)
-    if like_keras:
-        updates = [0]
-
-        def keras_epsilon(optimizer, args, kwargs):
-            updates[0] += 1
-            for group in optimizer.param_groups:
-                beta_2 = group["betas"][1]
-                group["eps"] = reference_module.ADAM_EPSILON / math.sqrt(
-                    1 - beta_2 ** updates[0]
-                )
-
-        optimizer.register_step_pre_hook(keras_epsilon)
     source, target = (torch.from_numpy(a).long() for a in (source, target))
     return np.array(
         [
@@ -157,22 +99,30 @@ def reference_losses(reference, source, target, like_keras):
 def moved_apart(model, reference):
     """`{weight: share of entries more than LEARNING_RATE / 10 from the
     Keras model's}`, for the decoder's and the forward LSTM's weights."""
-    embedding, bidirectional, decoder = weighted_layers(model)
-    cell, target = decoder.cell, reference.decoder
-    lstm, encoder = bidirectional.forward_layer.cell, reference.encoder
+    ours = named_weights(model)
+    target, encoder = reference.decoder, reference.encoder
     pairs = {
         "source embeddings": (
-            embedding.embeddings,
+            ours["source_embeddings"],
             reference.source_embedding.weight,
         ),
-        "LSTM kernel": (lstm.kernel, encoder.weight_ih_l0.T),
-        "LSTM bias": (lstm.bias, encoder.bias_ih_l0 + encoder.bias_hh_l0),
-        "decoder embeddings": (cell.embeddings, target.embeddings),
-        "initial_kernel": (cell.initial_kernel, target.initial_kernel),
-        "key_kernel": (cell.key_kernel, target.key_kernel),
-        "score_vector": (cell.score_vector, target.score_vector),
-        "recurrent_kernel": (cell.recurrent_kernel, target.state_kernel),
-        "bias": (cell.bias, target.bias),
+        "LSTM kernel": (ours["forward_kernel"], encoder.weight_ih_l0.T),
+        "LSTM bias": (
+            ours["forward_bias"],
+            encoder.bias_ih_l0 + encoder.bias_hh_l0,
+        ),
+        "decoder embeddings": (ours["decoder_embeddings"], target.embeddings),
+        "initial_kernel": (
+            ours["decoder_initial_kernel"],
+            target.initial_kernel,
+        ),
+        "key_kernel": (ours["decoder_key_kernel"], target.key_kernel),
+        "score_vector": (ours["decoder_score_vector"], target.score_vector),
+        "recurrent_kernel": (
+            ours["decoder_recurrent_kernel"],
+            target.state_kernel,
+        ),
+        "bias": (ours["decoder_bias"], target.bias),
     }
     return {
         name: float(
@@ -188,9 +138,9 @@ def moved_apart(model, reference):
 
 
 def run(source, target, steps):
-    """Trains the Keras model and both references from the same weights
-    on the first `steps` batches; returns the losses and the moved-apart
-    shares of each reference."""
+    """Trains the Keras model and the reference from the same weights on
+    the first `steps` batches; returns both's losses and the reference's
+    moved-apart shares."""
     keras.utils.set_random_seed(0)
     settings = {
         "vocabulary": VOCABULARY,
@@ -200,21 +150,15 @@ def run(source, target, steps):
     }
     source, target = source[: steps * BATCH_SIZE], target[: steps * BATCH_SIZE]
     model = compiled_model(settings, len(source))
-    model([source[:1], target[:1]])
-    references = {}
-    for like_keras in (False, True):
-        references[like_keras] = reference_module.TranslationReference(
-            VOCABULARY, MAX_LENGTH + 1
-        )
-        copy_weights(model, references[like_keras])
-    losses = {"keras": keras_losses(model, source, target)}
-    moved = {}
-    for like_keras, reference in references.items():
-        losses[like_keras] = reference_losses(
-            reference, source, target, like_keras
-        )
-        moved[like_keras] = moved_apart(model, reference)
-    return losses, moved
+    reference = reference_module.TranslationReference(
+        VOCABULARY, MAX_LENGTH + 1
+    )
+    copy_weights(model, reference)
+    losses = [
+        keras_losses(model, source, target),
+        reference_losses(reference, source, target),
+    ]
+    return losses, moved_apart(model, reference)
 
 
 def parse_args():
@@ -234,31 +178,23 @@ def main():
     _, moved = run(source, target, 1)
     backend = keras.backend.backend()
     loss_table = markdown_table(
+        ["step", f"Keras ({backend})", "reference"],
         [
-            "step",
-            f"Keras ({backend})",
-            "reference",
-            "reference, Keras' epsilon and one LSTM bias",
-        ],
-        [
-            [str(step + 1)] + [f"{losses[k][step]:.5f}" for k in losses]
+            [str(step + 1)] + [f"{loss[step]:.5f}" for loss in losses]
             for step in range(args.steps)
         ],
     )
     moved_table = markdown_table(
-        ["weight", "reference", "reference, Keras' epsilon and one LSTM bias"],
-        [
-            [name, f"{moved[False][name]:.1%}", f"{moved[True][name]:.1%}"]
-            for name in moved[False]
-        ],
+        ["weight", "share moved apart"],
+        [[name, f"{share:.1%}"] for name, share in moved.items()],
     )
     body = "\n".join(
         [
             record(__file__),
             "",
             f"Vocabulary {VOCABULARY}, batches of {BATCH_SIZE} sentences "
-            f"of up to {MAX_LENGTH} words, Adam at {LEARNING_RATE}; each "
-            "step's batch loss:",
+            f"of up to {MAX_LENGTH} words, Adam at {LEARNING_RATE} (epsilon "
+            f"{reference_module.ADAM_EPSILON}); each step's batch loss:",
             "",
             loss_table,
             "",
