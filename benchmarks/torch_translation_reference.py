@@ -207,11 +207,10 @@ def set_keras_weights(reference, weights):
     def tensor(name):
         return torch.from_numpy(weights[name]).float()
 
-    decoder = reference.decoder
+    encoder, decoder = reference.encoder, reference.decoder
     with torch.no_grad():
         reference.source_embedding.weight.copy_(tensor("source_embeddings"))
         for direction, suffix in LSTM_DIRECTIONS.items():
-            encoder = reference.encoder
             for ours, theirs in (
                 ("weight_ih", "kernel"),
                 ("weight_hh", "recurrent_kernel"),

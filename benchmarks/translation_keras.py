@@ -160,6 +160,14 @@ def named_weights(model):
     return named
 
 
+def weight_arrays(model):
+    """`named_weights(model)`'s values, as NumPy arrays."""
+    return {
+        name: keras.ops.convert_to_numpy(weight)
+        for name, weight in named_weights(model).items()
+    }
+
+
 def write_task(path, settings):
     """Draws the training and held-out sentences for `settings`, the
     model's initial weights (seeded with `WEIGHTS_SEED`) and each epoch's
@@ -192,8 +200,8 @@ def write_task(path, settings):
         settings["vocabulary"], target_length(settings["max_length"])
     )
     initial_weights = {
-        INITIAL_WEIGHT + name: keras.ops.convert_to_numpy(weight)
-        for name, weight in named_weights(model).items()
+        INITIAL_WEIGHT + name: array
+        for name, array in weight_arrays(model).items()
     }
     np.savez(
         path,

@@ -40,23 +40,13 @@ from _page import write_section
 from _translation_task import BATCH_SIZE
 from translation_keras import compiled_model
 from translation_keras import named_weights
+from translation_keras import weight_arrays
 
 from keras_seqext.datasets import synthetic_translation
 
 VOCABULARY = 300
 MAX_LENGTH = 8
 LEARNING_RATE = 3e-3
-
-
-def copy_weights(model, reference):
-    """Sets `reference`'s weights to `model`'s."""
-    reference_module.set_keras_weights(
-        reference,
-        {
-            name: keras.ops.convert_to_numpy(weight)
-            for name, weight in named_weights(model).items()
-        },
-    )
 
 
 def keras_losses(model, source, target):
@@ -153,7 +143,7 @@ def run(source, target, steps):
     reference = reference_module.TranslationReference(
         VOCABULARY, MAX_LENGTH + 1
     )
-    copy_weights(model, reference)
+    reference_module.set_keras_weights(reference, weight_arrays(model))
     losses = [
         keras_losses(model, source, target),
         reference_losses(reference, source, target),
