@@ -22,8 +22,9 @@ freely. The logits read the *previous* state `s`, as in the Keras layer.
 It starts from the Keras model's initial weights and trains on the
 sentences, in each epoch's order, that `translation.py` wrote, with the
 cross-entropy of the logits over the target tokens that are not padding
-and Adam (`fused=True`) under the same cosine schedule, learning rate and
-epsilon as `translation_keras.py`, and prints the same JSON fields.
+and Adam (`fused=True`) under the same schedule (a linear warm-up, then a
+cosine decay), learning rate, epsilon and gradient clipping as
+`translation_keras.py`, and prints the same JSON fields.
 
 Why: the benchmark compares keras-seqext with what a careful engineer
 would write in eager PyTorch. So the source embeddings go through
@@ -63,11 +64,12 @@ from _translation_task import BATCH_SIZE
 from _translation_task import DECODER_UNITS
 from _translation_task import EMBEDDING_DIM
 from _translation_task import ENCODER_UNITS
+from _translation_task import GLOBAL_CLIPNORM
 from _translation_task import MEMORY_DIM
 from _translation_task import PAD_TOKEN
 from _translation_task import START_TOKEN
-from _translation_task import cosine_decay
 from _translation_task import counted_tokens
+from _translation_task import learning_rate_factor
 from _translation_task import load_task
 from _translation_task import timing_fields
 from _translation_task import token_accuracy
@@ -254,9 +256,10 @@ def check_sources(source):
         )
 
 
-def adam(model, learning_rate, decay_steps):
-    """Keras' Adam settings, epsilon placement and cosine schedule, on
-    PyTorch's fused Adam, for the trainable weights.
+def adam(model, learning_rate, warmup_steps, total_steps):
+    """Keras' Adam settings, epsilon placement and schedule (a linear
+    warm-up, then a cosine decay), on PyTorch's fused Adam, for the
+    trainable weights.
 
     Keras' Adam steps by `m_hat / (sqrt(v_hat) + epsilon / sqrt(1 -
     beta_2^t))`, PyTorch's by `m_hat / (sqrt(v_hat) + epsilon)`: a hook
@@ -278,7 +281,8 @@ def adam(model, learning_rate, decay_steps):
 
     optimizer.register_step_pre_hook(keras_epsilon)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: cosine_decay(step, decay_steps)
+        optimizer,
+        lambda step: learning_rate_factor(step, warmup_steps, total_steps),
     )
     return optimizer, schedule
 
@@ -291,6 +295,9 @@ def training_step(model, optimizer, schedule, source, target):
     )
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    # Keras' `global_clipnorm`: every group holds the trainable weights.
+    for group in optimizer.param_groups:
+        nn.utils.clip_grad_norm_(group["params"], GLOBAL_CLIPNORM)
     optimizer.step()
     schedule.step()
     return loss.detach()
@@ -362,8 +369,12 @@ def main():
     check_sources(source)
     check_sources(torch.from_numpy(task["test_source"]))
     model = build(task)
-    decay_steps = training_steps(len(source), settings["epochs"])
-    optimizer, schedule = adam(model, settings["learning_rate"], decay_steps)
+    optimizer, schedule = adam(
+        model,
+        settings["learning_rate"],
+        settings["warmup_steps"],
+        training_steps(len(source), settings["epochs"]),
+    )
 
     def step(source, target):
         return training_step(model, optimizer, schedule, source, target)

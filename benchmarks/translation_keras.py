@@ -67,6 +67,7 @@ from _translation_task import DECODER_UNITS  # noqa: E402
 from _translation_task import EMBEDDING_DIM  # noqa: E402
 from _translation_task import ENCODER_UNITS  # noqa: E402
 from _translation_task import END_TOKEN  # noqa: E402
+from _translation_task import GLOBAL_CLIPNORM  # noqa: E402
 from _translation_task import INITIAL_WEIGHT  # noqa: E402
 from _translation_task import MEMORY_DIM  # noqa: E402
 from _translation_task import PAD_TOKEN  # noqa: E402
@@ -123,17 +124,23 @@ def build_model(vocabulary, output_length):
 
 def compiled_model(settings, train_samples):
     """`build_model` for a task's settings, compiled as every run trains
-    it: Adam under a cosine decay over the whole run, and the
+    it: Adam, its gradient clipped to `GLOBAL_CLIPNORM`, under a cosine
+    decay over the whole run after a linear warm-up, and the
     cross-entropy of the logits with the padding left out."""
     model = build_model(
         settings["vocabulary"], target_length(settings["max_length"])
     )
+    warmup_steps = settings["warmup_steps"]
     schedule = keras.optimizers.schedules.CosineDecay(
-        settings["learning_rate"],
-        training_steps(train_samples, settings["epochs"]),
+        0.0,
+        training_steps(train_samples, settings["epochs"]) - warmup_steps,
+        warmup_target=settings["learning_rate"],
+        warmup_steps=warmup_steps,
     )
     model.compile(
-        optimizer=keras.optimizers.Adam(schedule, epsilon=ADAM_EPSILON),
+        optimizer=keras.optimizers.Adam(
+            schedule, epsilon=ADAM_EPSILON, global_clipnorm=GLOBAL_CLIPNORM
+        ),
         loss=keras.losses.SparseCategoricalCrossentropy(
             from_logits=True, ignore_class=PAD_TOKEN
         ),
