@@ -68,9 +68,9 @@ QUICK = {
 # as Keras does.
 ADAM_EPSILON = 1e-8
 # Every runner clips the gradient to this global norm, and warms the
-# learning rate up over the settings' `warmup_steps` (half an epoch): a
-# gradient spike at the plateau's escape otherwise sends runs that differ
-# only by rounding down different paths, several points of accuracy apart.
+# learning rate up over the settings' `warmup_steps` (half an epoch):
+# without both, runs that differed only by rounding parted at the escape
+# from the loss plateau and ended several points of accuracy apart.
 GLOBAL_CLIPNORM = 1.0
 # The sentences are drawn with these seeds (and the language with
 # `language_seed=0`, the dataset's default); the initial weights and the

@@ -295,9 +295,8 @@ def training_step(model, optimizer, schedule, source, target):
     )
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    # Keras' `global_clipnorm`: every group holds the trainable weights.
-    for group in optimizer.param_groups:
-        nn.utils.clip_grad_norm_(group["params"], GLOBAL_CLIPNORM)
+    # Keras' `global_clipnorm`, one norm over every weight with a gradient.
+    nn.utils.clip_grad_norm_(model.parameters(), GLOBAL_CLIPNORM)
     optimizer.step()
     schedule.step()
     return loss.detach()
