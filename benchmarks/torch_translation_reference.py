@@ -23,7 +23,7 @@ It starts from the Keras model's initial weights and trains on the
 sentences, in each epoch's order, that `translation.py` wrote, with the
 cross-entropy of the logits over the target tokens that are not padding
 and Adam (`fused=True`) under the same schedule (a linear warm-up, then a
-cosine decay), learning rate, epsilon and gradient clipping as
+cosine decay), learning rate and epsilon as
 `translation_keras.py`, and prints the same JSON fields.
 
 Why: the benchmark compares keras-seqext with what a careful engineer
@@ -64,7 +64,6 @@ from _translation_task import BATCH_SIZE
 from _translation_task import DECODER_UNITS
 from _translation_task import EMBEDDING_DIM
 from _translation_task import ENCODER_UNITS
-from _translation_task import GLOBAL_CLIPNORM
 from _translation_task import MEMORY_DIM
 from _translation_task import PAD_TOKEN
 from _translation_task import START_TOKEN
@@ -295,8 +294,6 @@ def training_step(model, optimizer, schedule, source, target):
     )
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    # Keras' `global_clipnorm`, one norm over every weight with a gradient.
-    nn.utils.clip_grad_norm_(model.parameters(), GLOBAL_CLIPNORM)
     optimizer.step()
     schedule.step()
     return loss.detach()

@@ -41,7 +41,6 @@ from _processes import available_cores
 from _processes import progress
 from _processes import run_json
 from _translation_task import FULL
-from _translation_task import GLOBAL_CLIPNORM
 from _translation_task import QUICK
 from _translation_task import training_flop_per_sentence
 from run_all import MATMUL_SIZE
@@ -147,8 +146,7 @@ def settings_line(settings, runs):
         f"exponent {settings['zipf_exponent']}; {settings['epochs']} epochs "
         f"of batch {train['batch_size']}, Adam at "
         f"{settings['learning_rate']}, warmed up over "
-        f"{settings['warmup_steps']} steps, then under a cosine decay, the "
-        f"gradient clipped to a global norm of {GLOBAL_CLIPNORM}; "
+        f"{settings['warmup_steps']} steps, then under a cosine decay; "
         f"{settings['test_samples']:,} held-out sentences decoded freely."
     )
 

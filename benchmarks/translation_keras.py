@@ -67,7 +67,6 @@ from _translation_task import DECODER_UNITS  # noqa: E402
 from _translation_task import EMBEDDING_DIM  # noqa: E402
 from _translation_task import ENCODER_UNITS  # noqa: E402
 from _translation_task import END_TOKEN  # noqa: E402
-from _translation_task import GLOBAL_CLIPNORM  # noqa: E402
 from _translation_task import INITIAL_WEIGHT  # noqa: E402
 from _translation_task import MEMORY_DIM  # noqa: E402
 from _translation_task import PAD_TOKEN  # noqa: E402
@@ -124,9 +123,9 @@ def build_model(vocabulary, output_length):
 
 def compiled_model(settings, train_samples):
     """`build_model` for a task's settings, compiled as every run trains
-    it: Adam, its gradient clipped to `GLOBAL_CLIPNORM`, under a cosine
-    decay over the whole run after a linear warm-up, and the
-    cross-entropy of the logits with the padding left out."""
+    it: Adam under a cosine decay over the whole run after a linear
+    warm-up, and the cross-entropy of the logits with the padding left
+    out."""
     model = build_model(
         settings["vocabulary"], target_length(settings["max_length"])
     )
@@ -138,9 +137,7 @@ def compiled_model(settings, train_samples):
         warmup_steps=warmup_steps,
     )
     model.compile(
-        optimizer=keras.optimizers.Adam(
-            schedule, epsilon=ADAM_EPSILON, global_clipnorm=GLOBAL_CLIPNORM
-        ),
+        optimizer=keras.optimizers.Adam(schedule, epsilon=ADAM_EPSILON),
         loss=keras.losses.SparseCategoricalCrossentropy(
             from_logits=True, ignore_class=PAD_TOKEN
         ),

@@ -190,8 +190,7 @@ def main():
             "",
             f"Vocabulary {VOCABULARY}, batches of {BATCH_SIZE} sentences "
             f"of up to {MAX_LENGTH} words, Adam at {LEARNING_RATE} (epsilon "
-            f"{reference_module.ADAM_EPSILON}, the gradient clipped to a "
-            f"global norm of {reference_module.GLOBAL_CLIPNORM}) after "
+            f"{reference_module.ADAM_EPSILON}) after "
             f"{WARMUP_STEPS} steps of warm-up; each step's batch loss:",
             "",
             loss_table,
